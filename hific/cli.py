@@ -1,0 +1,125 @@
+"""The ``hific`` command: compress, decompress, inspect files, list models (and train, see hific.train)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from hific import bitstream
+from hific.errors import HificError, InputError
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    from hific.codec import load
+    from hific.image_io import atomic_write_bytes, read_image
+
+    rgb = read_image(args.input)
+    codec = load(args.model, device=args.device)
+    enc = codec.encode(rgb, estimate=True)
+    atomic_write_bytes(args.output, enc.data)
+    h, w = rgb.shape[:2]
+    print(f"{args.output}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp ({w}x{h}, model {codec.name}, "
+          f"file/estimate {len(enc.data) * 8 / enc.estimated_bits:.3f})")
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    from hific.codec import load
+    from hific.image_io import write_png
+
+    data = _read_bytes(args.input)
+    header = bitstream.unpack(data).header
+    codec = load(args.model or header.model_name, device=args.device)
+    rgb = codec.decompress(data)
+    write_png(args.output, rgb)
+    print(f"{args.output}: {header.width}x{header.height}, {len(data) * 8 / (header.width * header.height):.4f} bpp")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    data = _read_bytes(args.input)
+    p = bitstream.unpack(data)
+    h = p.header
+    print(f"model {h.model_name} (weights {h.fingerprint.hex()}), {h.width}x{h.height} "
+          f"(padding {h.pad_bottom} rows, {h.pad_right} columns), {len(data)} bytes = "
+          f"{len(data) * 8 / (h.width * h.height):.4f} bpp: header {bitstream.header_size(h.model_name)}, "
+          f"z {len(p.z_string)}, y {len(p.y_string)}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from hific import zoo
+
+    for name, path in zoo.shipped().items():
+        print(f"{name}\t{path}")
+    for name in zoo.available():
+        if name not in zoo.shipped():
+            print(f"{name}\t(CompressAI model zoo, torch hub cache)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hific", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compress", help="image -> .hfc file")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--model", "-m", required=True, help="shipped model name, ms-qN, or checkpoint path")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help=".hfc file -> PNG")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--model", "-m", help="defaults to the model named in the file")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("info", help="print a .hfc file's header")
+    p.add_argument("input", type=Path)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("models", help="list the models that load on this machine")
+    p.set_defaults(func=cmd_models)
+
+    try:
+        from hific.train.cli import add_train_parser
+    except ImportError:  # the trainer is optional at import time only while it is being developed
+        add_train_parser = None
+    if add_train_parser is not None:
+        add_train_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; errors become one line on stderr and a non-zero exit (HIFIC_DEBUG=1 shows tracebacks)."""
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"hific: warning: {msg}\n"
+    try:
+        args.func(args)
+    except HificError as e:
+        print(f"hific: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hific: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line unless debugging
+        if os.environ.get("HIFIC_DEBUG"):
+            raise
+        print(f"hific: internal error: {type(e).__name__}: {e} (set HIFIC_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

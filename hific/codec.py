@@ -1,0 +1,153 @@
+"""The codec: image in, .hfc bytes out, and back (the paper's evaluation protocol, Sec. 4).
+
+Images of any size are reflect-padded on the bottom and right to a multiple of 64 (the hyperprior's
+total stride) and cropped after decoding. The bitrate is always the file's length: bpp = bytes * 8 / (H * W).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from hific import bitstream
+from hific.config import PAD_MULTIPLE
+from hific.errors import BitstreamError, InputError
+from hific.image_io import read_image, to_rgb8
+from hific.zoo import fingerprint, model_kind
+
+ImageLike = np.ndarray | Image.Image | str | Path
+# M&S models have no ModelConfig; their activations are narrower than HiFiC-paper's, so a fixed limit.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Result of :meth:`Codec.encode`: the file, the reconstruction the decoder will produce, the model's estimate."""
+
+    data: bytes
+    reconstruction: np.ndarray
+    estimated_bits: float
+
+    @property
+    def bpp(self) -> float:
+        h, w = self.reconstruction.shape[:2]
+        return len(self.data) * 8 / (h * w)
+
+
+def as_rgb8(image: ImageLike) -> np.ndarray:
+    """Any accepted image input -> (H, W, 3) uint8."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return to_rgb8(image)
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+        raise InputError(f"expected an (H, W, 3) uint8 array, got shape {arr.shape} dtype {arr.dtype}")
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def pad_amounts(height: int, width: int, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:
+    """Rows and columns to add at the bottom and right to reach a multiple."""
+    return (-height) % multiple, (-width) % multiple
+
+
+def pad_image(x: torch.Tensor, pad_bottom: int, pad_right: int) -> torch.Tensor:
+    """Reflect padding (official evaluation); replicate where the image is too small to reflect."""
+    h, w = x.shape[-2:]
+    mode = "reflect" if pad_bottom < h and pad_right < w else "replicate"
+    return F.pad(x, (0, pad_right, 0, pad_bottom), mode=mode)
+
+
+class Codec:
+    """A learned image codec with a real entropy-coded bitstream (HiFiC, "no GAN" or M&S)."""
+
+    def __init__(self, model: nn.Module, name: str, metadata: dict | None = None, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.name = name
+        self.metadata = metadata or {}
+        self.device = torch.device(device)
+        self.kind = model_kind(model)
+        self._fingerprint = fingerprint(model)
+        config = getattr(model, "config", None)
+        self.max_pixels = config.max_pixels if config is not None else DEFAULT_MAX_PIXELS
+
+    @property
+    def fingerprint(self) -> str:
+        """8 hex digits identifying the weights (stored in every file this codec writes)."""
+        return self._fingerprint.hex()
+
+    def __repr__(self) -> str:
+        return f"Codec(name={self.name!r}, kind={self.kind!r}, fingerprint={self.fingerprint})"
+
+    def _to_tensor(self, rgb: np.ndarray) -> tuple[torch.Tensor, int, int]:
+        h, w = rgb.shape[:2]
+        pad_b, pad_r = pad_amounts(h, w)
+        if (h + pad_b) * (w + pad_r) > self.max_pixels:
+            raise InputError(
+                f"image of {w}x{h} pixels ({(h + pad_b) * (w + pad_r) / 1e6:.1f} MP padded) exceeds model "
+                f"{self.name!r}'s limit of {self.max_pixels / 1e6:.0f} MP")
+        if max(h, w) > 0xFFFF:
+            raise InputError(f"image of {w}x{h} pixels: sides above 65535 pixels are not supported")
+        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)
+        return pad_image(x, pad_b, pad_r), pad_b, pad_r
+
+    def _to_rgb8(self, x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
+        x = x_hat[0, :, :h, :w].clamp(0, 1).mul(255).round().to(torch.uint8)
+        return x.permute(1, 2, 0).cpu().numpy()
+
+    def encode(self, image: ImageLike, estimate: bool = False) -> Encoded:
+        """Compress; also return the reconstruction and, when ``estimate``, the model's estimated bits (else NaN)."""
+        rgb = as_rgb8(image)
+        h, w = rgb.shape[:2]
+        x, pad_b, pad_r = self._to_tensor(rgb)
+        with torch.inference_mode():
+            out = self.model.compress(x)
+            estimate = self._estimated_bits(x) if estimate else math.nan
+            x_hat = out["x_hat"] if "x_hat" in out else self.model.decompress(out["strings"], out["shape"])["x_hat"]
+        header = bitstream.Header(self.name, self._fingerprint, h, w, pad_b, pad_r)
+        data = bitstream.pack(bitstream.Payload(header, out["strings"][1][0], out["strings"][0][0]))
+        return Encoded(data, self._to_rgb8(x_hat, h, w), estimate)
+
+    def _estimated_bits(self, x: torch.Tensor) -> float:
+        """The model's -log2 likelihood of the quantised latents (what a perfect entropy coder would spend)."""
+        if self.kind == "hific":
+            likelihoods = tuple(self.model.likelihoods(x))
+        else:
+            likelihoods = tuple(self.model(x)["likelihoods"].values())
+        return float(sum(-torch.log2(lik).sum() for lik in likelihoods))
+
+    def compress(self, image: ImageLike) -> bytes:
+        """Image (array, PIL image or path) -> bytes of a complete .hfc file."""
+        return self.encode(image).data
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        """Bytes of a .hfc file -> (H, W, 3) uint8 reconstruction."""
+        payload = bitstream.unpack(bytes(data))
+        h = payload.header
+        if h.model_name != self.name or h.fingerprint != self._fingerprint:
+            raise BitstreamError(
+                f"this file needs model {h.model_name!r} (weights {h.fingerprint.hex()}), "
+                f"not {self.name!r} (weights {self.fingerprint})")
+        z_shape = (math.ceil((h.height + h.pad_bottom) / PAD_MULTIPLE), math.ceil((h.width + h.pad_right) / PAD_MULTIPLE))
+        try:
+            with torch.inference_mode():
+                x_hat = self.model.decompress([[payload.y_string], [payload.z_string]], z_shape)["x_hat"]
+        except (RuntimeError, ValueError) as e:
+            raise BitstreamError(f"corrupted .hfc file: entropy decoding failed ({e})") from None
+        return self._to_rgb8(x_hat, h.height, h.width)
+
+
+def load(name_or_path: str | Path, device: str = "cpu") -> Codec:
+    """Load a shipped model by name (``hific-lo``...), CompressAI's M&S (``ms-q1``..``ms-q8``) or a checkpoint."""
+    from hific.zoo import resolve
+
+    model, name, metadata = resolve(name_or_path)
+    return Codec(model, name, metadata, device)

@@ -1,0 +1,102 @@
+"""The probability model P of HiFiC: the mean-and-scale hyperprior (Minnen et al. 2018, the paper's [6]).
+
+Hyper-analysis h_a: conv3x3 s1, ReLU, conv5x5 s2, ReLU, conv5x5 s2 (320 filters in the paper).
+The side information z is coded with a factorized entropy bottleneck (Balle et al. 2018).
+Hyper-synthesis h_s: two branches (means, scales), each conv5x5 up2, ReLU, conv5x5 up2, ReLU,
+conv3x3 to the latent channels. y is coded with a Gaussian conditional whose scales are drawn from
+the table exp(linspace(log 0.11, log 256, 64)). Entropy models and the rANS coder are CompressAI's.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from torch import nn
+
+from hific.config import ModelConfig, scale_table
+
+
+def _up(cin: int, cout: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, 5, stride=2, padding=2, output_padding=1)
+
+
+def _synthesis_branch(filters: int, latent: int) -> nn.Sequential:
+    return nn.Sequential(
+        _up(filters, filters), nn.ReLU(inplace=True),
+        _up(filters, filters), nn.ReLU(inplace=True),
+        nn.Conv2d(filters, latent, 3, padding=1),
+    )
+
+
+class Likelihoods(NamedTuple):
+    """Per-element likelihoods of y and z (training: under additive uniform noise; eval: of the rounded values)."""
+
+    y: torch.Tensor
+    z: torch.Tensor
+
+
+class MeanScaleHyperprior(nn.Module):
+    """P: entropy model of the latent y given the hyper-latent z."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        n, c = config.hyperprior_filters, config.latent_channels
+        self.h_a = nn.Sequential(
+            nn.Conv2d(c, n, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(n, n, 5, stride=2, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(n, n, 5, stride=2, padding=2),
+        )
+        self.h_s_means = _synthesis_branch(n, c)
+        self.h_s_scales = _synthesis_branch(n, c)
+        self.entropy_bottleneck = EntropyBottleneck(n)
+        self.gaussian_conditional = GaussianConditional(scale_table())
+
+    def params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, scales) of y predicted from the (quantised or noisy) hyper-latent."""
+        return self.h_s_means(z_hat), self.h_s_scales(z_hat)
+
+    def forward(self, y: torch.Tensor) -> tuple[Likelihoods, torch.Tensor, Likelihoods]:
+        """Rate terms for training.
+
+        Returns (noisy likelihoods, means, quantised likelihoods). The noisy ones (additive uniform noise
+        in training mode) give the differentiable rate r(y); the quantised ones (rounding around the
+        mean for y, around the medians for z) give the bpp estimate the rate target looks at
+        (official code; paper Sec. 3 "rate-controlled training").
+        """
+        z = self.h_a(y)
+        z_tilde, z_lik = self.entropy_bottleneck(z)
+        means, scales = self.params(z_tilde)
+        _, y_lik = self.gaussian_conditional(y, scales, means=means)
+        with torch.no_grad():
+            z_hat, z_lik_q = self.entropy_bottleneck(z, training=False)
+            means_q, scales_q = self.params(z_hat)
+            _, y_lik_q = self.gaussian_conditional(y, scales_q, means=means_q, training=False)
+        return Likelihoods(y_lik, z_lik), means, Likelihoods(y_lik_q, z_lik_q)
+
+    def update(self) -> None:
+        """Build the CDF tables for entropy coding (after training or loading weights)."""
+        self.entropy_bottleneck.update(force=True)
+        self.gaussian_conditional.update_scale_table(scale_table(), force=True)
+
+    def compress(self, y: torch.Tensor) -> tuple[list[bytes], list[bytes], torch.Tensor]:
+        """Entropy-code y (batch of one or more) -> (y strings, z strings, y_hat as the decoder will see it)."""
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        means, scales = self.params(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
+        y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
+        return y_strings, z_strings, y_hat
+
+    def decompress(self, y_strings: list[bytes], z_strings: list[bytes], z_shape: tuple[int, int]) -> torch.Tensor:
+        """Decode y_hat = round(y - mu) + mu from the two strings."""
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z_shape)
+        means, scales = self.params(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        return self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+
+    def aux_loss(self) -> torch.Tensor:
+        """The entropy bottleneck's auxiliary quantile loss (its own optimiser; official code)."""
+        return self.entropy_bottleneck.loss()

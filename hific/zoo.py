@@ -1,0 +1,151 @@
+"""The model zoo: checkpoints on disk, the shipped models by name, and CompressAI's published M&S weights.
+
+A checkpoint is a ``torch.save`` dict (loadable with ``weights_only=True``)::
+
+    {"format": "hific-checkpoint", "version": 1, "name": str, "kind": "hific" | "ms",
+     "config": dict, "state_dict": {...}, "metadata": dict}
+
+Entropy-coder tables are not stored; they are rebuilt deterministically on load.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hific.config import ModelConfig
+from hific.errors import ModelNotFoundError
+from hific.image_io import atomic_write_bytes
+from hific.model import HiFiC
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+FORMAT = "hific-checkpoint"
+FORMAT_VERSION = 1
+# Buffers of CompressAI's entropy models that are derived from the weights by ``update()``.
+_DERIVED = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+# CompressAI's published Mean & Scale hyperprior (Minnen et al. 2018, MSE) qualities: "ms-q1" .. "ms-q8".
+COMPRESSAI_MS_QUALITIES = range(1, 9)
+
+
+def learned_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state without the entropy coder's derived tables."""
+    return {k: v for k, v in model.state_dict().items() if not k.endswith(_DERIVED)}
+
+
+def fingerprint(model: nn.Module) -> bytes:
+    """First 4 bytes of the SHA-256 of the learned weights (float32, sorted by name)."""
+    h = hashlib.sha256()
+    for key, value in sorted(learned_state(model).items()):
+        h.update(key.encode())
+        h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.digest()[:4]
+
+
+def model_kind(model: nn.Module) -> str:
+    return "hific" if isinstance(model, HiFiC) else "ms"
+
+
+def _config_of(model: nn.Module) -> dict[str, Any]:
+    if isinstance(model, HiFiC):
+        return model.config.to_dict()
+    return {"N": model.N, "M": model.M}
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, name: str, metadata: dict | None = None,
+                    half: bool = True) -> Path:
+    """Write an inference checkpoint atomically (weights in float16 when ``half``)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in learned_state(model).items()}
+    blob = {"format": FORMAT, "version": FORMAT_VERSION, "name": name, "kind": model_kind(model),
+            "config": _config_of(model), "state_dict": state, "metadata": metadata or {}}
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
+    """An untrained model of the given kind and configuration."""
+    if kind == "hific":
+        return HiFiC(ModelConfig.from_dict(config))
+    if kind == "ms":
+        from compressai.models import MeanScaleHyperprior
+
+        return MeanScaleHyperprior(int(config["N"]), int(config["M"]))
+    raise ModelNotFoundError(f"unknown model kind {kind!r} in checkpoint")
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Load learned weights (float), rebuild the entropy-coder tables, switch to eval mode."""
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if not k.endswith(_DERIVED)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith(_DERIVED)]
+    if missing or unexpected:
+        raise ModelNotFoundError(f"checkpoint does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.update(force=True)
+    return model.eval()
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, str, dict]:
+    """(model in eval mode, its name, its metadata) from a checkpoint file."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{path}: no such checkpoint") from None
+    except Exception as e:  # pickle/zip errors come in many types
+        raise ModelNotFoundError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ModelNotFoundError(f"{path}: not a hific checkpoint")
+    model = load_weights(build_model(blob["kind"], blob["config"]), blob["state_dict"])
+    return model, blob["name"], blob.get("metadata", {})
+
+
+def shipped() -> dict[str, Path]:
+    """Name -> path of every checkpoint shipped with the package."""
+    return {p.stem: p for p in sorted(CHECKPOINT_DIR.glob("*.pt"))}
+
+
+def _compressai_ms(quality: int) -> nn.Module:
+    """CompressAI's pretrained M&S (``mbt2018-mean``, MSE): from the torch hub cache, else downloaded."""
+    from compressai.zoo import mbt2018_mean
+
+    try:
+        return mbt2018_mean(quality=quality, metric="mse", pretrained=True).eval()
+    except Exception as e:  # URLError, HTTPError, socket errors...
+        raise ModelNotFoundError(
+            f"CompressAI's pretrained M&S quality {quality} is not in the torch hub cache "
+            f"({torch.hub.get_dir()}/checkpoints) and cannot be downloaded ({type(e).__name__})") from None
+
+
+def _compressai_cached(quality: int) -> bool:
+    from compressai.zoo.image import model_urls
+
+    url = model_urls["mbt2018-mean"]["mse"][quality]
+    return (Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]).exists()
+
+
+def available() -> list[str]:
+    """Names that :func:`resolve` can load on this machine without a download."""
+    names = list(shipped())
+    names += [f"ms-q{q}" for q in COMPRESSAI_MS_QUALITIES if _compressai_cached(q)]
+    return names
+
+
+def resolve(name_or_path: str | Path) -> tuple[nn.Module, str, dict]:
+    """(model, name, metadata) for a shipped name, ``ms-qN``, or a checkpoint path."""
+    key = str(name_or_path)
+    if key in shipped():
+        return load_checkpoint(shipped()[key])
+    if key.startswith("ms-q") and key[4:].isdigit() and int(key[4:]) in COMPRESSAI_MS_QUALITIES:
+        model = _compressai_ms(int(key[4:]))
+        model.update(force=True)
+        return model, key, {"source": "CompressAI model zoo, mbt2018-mean (MSE)"}
+    path = Path(key)
+    if path.suffix == ".pt" or path.exists():
+        return load_checkpoint(path)
+    known = ", ".join(available()) or "none shipped yet"
+    raise ModelNotFoundError(f"unknown model {key!r}: not a checkpoint file nor a known name ({known}; ms-q1..ms-q8)")
