@@ -92,8 +92,8 @@ class Codec:
         pad_b, pad_r = pad_amounts(h, w)
         if (h + pad_b) * (w + pad_r) > self.max_pixels:
             raise InputError(
-                f"image of {w}x{h} pixels ({(h + pad_b) * (w + pad_r) / 1e6:.1f} MP padded) exceeds model "
-                f"{self.name!r}'s limit of {self.max_pixels / 1e6:.0f} MP")
+                f"image of {w}x{h} pixels ({(h + pad_b) * (w + pad_r) / 1e6:.1f} MP padded) exceeds the limit of "
+                f"{self.max_pixels / 1e6:.0f} MP for model {self.name!r} (ModelConfig.max_pixels)")
         if max(h, w) > 0xFFFF:
             raise InputError(f"image of {w}x{h} pixels: sides above 65535 pixels are not supported")
         x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)

@@ -46,7 +46,7 @@ class ModelConfig:
 
 
 MODEL_CONFIGS: dict[str, ModelConfig] = {
-    "paper": ModelConfig(name="paper", max_pixels=13_000_000),
+    "paper": ModelConfig(name="paper", max_pixels=8_000_000),
     "small": ModelConfig(
         name="small",
         encoder_channels=(12, 24, 48, 96, 192),
@@ -79,4 +79,103 @@ def model_config(name: str) -> ModelConfig:
     except KeyError:
         raise ModelNotFoundError(
             f"unknown model configuration {name!r}; choose one of {', '.join(MODEL_CONFIGS)}"
+        ) from None
+
+
+# --- Training presets (paper Sec. 3 and its official code, models/hific/configs.py) -----------------------
+
+# CompressAI's rate-distortion lambdas of its published M&S qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
+MS_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+# M&S widths (N, M) per model size: CompressAI's qualities 1-4 and 5-8 (Minnen et al. 2018).
+MS_WIDTHS = {"small": (128, 192), "paper": (192, 320)}
+# HiFiC's rate targets r_t (bpp) and the rate weight lambda_a above the target (paper Sec. 3, Table 2).
+RATE_TARGETS = {"lo": (0.14, 2.0), "mi": (0.30, 1.0), "hi": (0.45, 0.5)}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs besides its data. Lengths and boundaries are for ``steps`` steps;
+    :meth:`scaled` shortens a run and moves the boundaries with it (paper length: 1M steps per stage).
+
+    kind "hific": L_EGP = lambda' r(y) + k_M MSE_255(x, x') + k_P LPIPS(x, x') - beta log D(x', y)
+    (paper Eq. 4 with the official constants); stage 1 has no D (beta unused), stage 2 adds it.
+    kind "ms": CompressAI's rate-distortion loss lambda_ms * 255^2 * MSE + bpp for the M&S baseline.
+    """
+
+    name: str
+    model: str = "small"                 # ModelConfig name; for kind "ms" it picks the M&S widths
+    kind: str = "hific"                  # "hific" or "ms"
+    gan: bool = True                     # stage 2 (with D and the GAN term) or stage 1 ("no GAN")
+    init_from: str | None = None         # stage 2 starts from this stage-1 config's run
+    target_bpp: float = 0.14             # r_t
+    lambda_a: float = 2.0                # rate weight while the bpp estimate is above r_t
+    # Rate weight below r_t: 2^-6 is the official code's effective value (we use it); the PyTorch port uses 2^-4.
+    lambda_b: float = 2.0 ** -6
+    k_m: float = 0.075 * 2.0 ** -5       # MSE on the 0-255 scale
+    k_p: float = 1.0                     # LPIPS (AlexNet v0.1)
+    beta: float = 0.15                   # GAN term
+    ms_lambda: float = 0.0067            # kind "ms" only
+    steps: int = 1_000_000
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 1e-4
+    aux_lr: float = 1e-3                 # entropy bottleneck's auxiliary (quantile) loss, own Adam
+    lr_decay_step: int = 500_000         # learning rate x lr_decay after this step
+    lr_decay: float = 0.1
+    warmup_steps: int = 50_000           # rate weights x warmup_rate_factor, r_t x warmup_target_factor before
+    warmup_rate_factor: float = 0.5
+    warmup_target_factor: float = 0.20 / 0.14
+    downscale: tuple[float, float] = (0.75, 0.95)
+    log_every: int = 100
+    val_every: int = 5_000
+    ckpt_every: int = 1_000
+    snapshot_every: int = 5_000
+    max_bad_steps: int = 20              # consecutive non-finite losses before the run stops
+    seed: int = 0
+
+    @property
+    def boundaries(self) -> tuple[str, ...]:
+        """Fields that are step counts and scale with the run's length."""
+        return ("lr_decay_step", "warmup_steps", "log_every", "val_every", "ckpt_every", "snapshot_every")
+
+    def scaled(self, steps: int) -> "TrainConfig":
+        """The same schedule for a run of ``steps`` steps: every boundary moves proportionally (at least 1)."""
+        f = steps / self.steps
+        kw = {k: max(1, round(getattr(self, k) * f)) for k in self.boundaries}
+        return dataclasses.replace(self, steps=steps, **kw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields})
+
+
+def _train_configs() -> dict[str, TrainConfig]:
+    """hific-{lo,mi,hi}, nogan-{lo,mi,hi}, ms-{lo,mi,hi}; plain names are ``small``, ``-paper`` the paper's size."""
+    out: dict[str, TrainConfig] = {}
+    for size, suffix in (("small", ""), ("paper", "-paper")):
+        for tag, (target, lam_a) in RATE_TARGETS.items():
+            nogan = f"nogan-{tag}{suffix}"
+            out[nogan] = TrainConfig(nogan, model=size, gan=False, target_bpp=target, lambda_a=lam_a)
+            out[f"hific-{tag}{suffix}"] = TrainConfig(f"hific-{tag}{suffix}", model=size, gan=True,
+                                                      init_from=nogan, target_bpp=target, lambda_a=lam_a)
+        for tag, lam in (("lo", MS_LAMBDAS[0]), ("mi", MS_LAMBDAS[1]), ("hi", MS_LAMBDAS[2])):
+            out[f"ms-{tag}{suffix}"] = TrainConfig(f"ms-{tag}{suffix}", model=size, kind="ms", gan=False,
+                                                   ms_lambda=lam)
+    return out
+
+
+TRAIN_CONFIGS: dict[str, TrainConfig] = _train_configs()
+
+
+def train_config(name: str) -> TrainConfig:
+    """The named training preset (see :data:`TRAIN_CONFIGS`)."""
+    try:
+        return TRAIN_CONFIGS[name]
+    except KeyError:
+        raise ModelNotFoundError(
+            f"unknown training configuration {name!r}; choose one of {', '.join(TRAIN_CONFIGS)}"
         ) from None

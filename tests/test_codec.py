@@ -1,0 +1,91 @@
+"""Bitstream round trips through the real entropy coder (random-initialised `small` model)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hific
+from hific import bitstream
+from hific.codec import Codec
+from hific.errors import BitstreamError, InputError
+from hific.image_io import read_image
+from hific.model import HiFiC
+
+
+@pytest.fixture(scope="module")
+def codec(random_small_checkpoint: Path) -> Codec:
+    return hific.load(random_small_checkpoint)
+
+
+@pytest.mark.parametrize("name", ["kodim01", "kodim04"])  # landscape and portrait
+def test_kodak_round_trip_is_exact_and_close_to_the_estimate(codec: Codec, kodak: Path, name: str) -> None:
+    rgb = read_image(kodak / f"{name}.png")
+    enc = codec.encode(rgb, estimate=True)
+    rec = codec.decompress(enc.data)
+    assert rec.shape == rgb.shape and rec.dtype == np.uint8
+    np.testing.assert_array_equal(rec, enc.reconstruction)  # decoder == encoder-side reconstruction
+    assert enc.bpp == len(enc.data) * 8 / (rgb.shape[0] * rgb.shape[1])
+    header = bitstream.header_size(codec.name)
+    assert header <= 64
+    assert len(enc.data) * 8 <= 1.02 * enc.estimated_bits + header * 8
+
+
+def test_compress_is_deterministic(codec: Codec, kodak: Path) -> None:
+    rgb = read_image(kodak / "kodim23.png")[:200, :300]
+    assert codec.compress(rgb) == codec.compress(rgb)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (17, 5), (5, 17), (64, 64), (65, 130)])
+def test_any_size_is_padded_and_cropped(codec: Codec, kodak: Path, h: int, w: int) -> None:
+    rgb = np.ascontiguousarray(read_image(kodak / "kodim05.png")[100:100 + h, 200:200 + w])
+    data = codec.compress(rgb)
+    payload = bitstream.unpack(data)
+    assert (payload.header.height, payload.header.width) == (h, w)
+    assert (h + payload.header.pad_bottom) % 64 == 0 and (w + payload.header.pad_right) % 64 == 0
+    rec = codec.decompress(data)
+    assert rec.shape == (h, w, 3)
+
+
+def test_api_accepts_paths_and_pil_images(codec: Codec, kodak: Path) -> None:
+    from PIL import Image
+
+    path = kodak / "kodim07.png"
+    with Image.open(path) as img:
+        from_pil = codec.compress(img.crop((0, 0, 128, 96)))
+    from_array = codec.compress(read_image(path)[:96, :128])
+    assert from_pil == from_array
+    assert codec.decompress(codec.compress(path)).shape == (512, 768, 3)
+
+
+def test_wrong_model_is_refused(codec: Codec, kodak: Path) -> None:
+    data = codec.compress(read_image(kodak / "kodim02.png")[:64, :64])
+    torch.manual_seed(123)
+    other = Codec(HiFiC.from_config("small"), name=codec.name)  # same name, other weights
+    with pytest.raises(BitstreamError, match="needs model 'random-small' \\(weights"):
+        other.decompress(data)
+
+
+def test_bad_arrays_are_refused(codec: Codec) -> None:
+    with pytest.raises(InputError, match="uint8"):
+        codec.compress(np.zeros((8, 8, 3), dtype=np.float32))
+    with pytest.raises(InputError, match="shape"):
+        codec.compress(np.zeros((8, 8, 2), dtype=np.uint8))
+
+
+def test_size_limit_is_named() -> None:
+    paper = Codec(HiFiC.from_config("paper"), name="paper-random")
+    with pytest.raises(InputError, match=r"4500x3000 pixels .* exceeds the limit of 8 MP for model 'paper-random'"):
+        paper.compress(np.zeros((3000, 4500, 3), dtype=np.uint8))
+
+
+@pytest.mark.slow
+def test_large_image_4000x3000(codec: Codec, kodak: Path) -> None:
+    tile = read_image(kodak / "kodim08.png")
+    big = np.ascontiguousarray(np.tile(tile, (6, 6, 1))[:3000, :4000])
+    enc = codec.encode(big)
+    rec = codec.decompress(enc.data)
+    assert rec.shape == (3000, 4000, 3)
+    np.testing.assert_array_equal(rec, enc.reconstruction)
