@@ -1,0 +1,182 @@
+"""Study set-up, storage and security: real crops, a real SQLite database in WAL mode."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from study_app import db, study
+from study_app.crops import DEGRADED, ORIGINAL
+from study_app.score import load_judgements
+
+METHODS = ["jpeg:q5", "jpeg:q20", "jpeg:q60"]
+
+
+def make_config(bench: Path, **kw) -> study.StudyConfig:
+    args = dict(benchmark_dir=str(bench), methods=METHODS, images=["kodim01", "kodim05", "kodim23"],
+                crop_size=96, n_positions=2, comparisons_per_rater=6, attention_every=3)
+    args.update(kw)
+    return study.StudyConfig(**args)
+
+
+def answer_all(h: study.StudyHandle, rater, choice: str = "A") -> int:
+    n = 0
+    while (trial := study.current_trial(h, rater)) is not None:
+        assert study.submit(h, rater.token, trial.id, trial.nonce, choice) == "stored"
+        n += 1
+    return n
+
+
+def test_create_study_cuts_real_crops(study_bench_dir: Path, tmp_path: Path) -> None:
+    h = study.create_study(tmp_path, "s1", make_config(study_bench_dir))
+    assert (tmp_path / "s1" / "study.db").is_file()
+    mode = sqlite3.connect(tmp_path / "s1" / "study.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    rater = study.add_rater(h, "alice")
+    trial = study.current_trial(h, rater)
+    paths = study.trial_item_paths(h, trial)
+    sizes = {Image.open(p).size for p in paths.values()}
+    assert sizes == {(96, 96)}
+    # file names never carry method names
+    assert all("jpeg" not in str(p.relative_to(h.directory)) for p in paths.values())
+    assert study.list_studies(tmp_path) == ["s1"]
+    with pytest.raises(study.StudyError, match="already exists"):
+        study.create_study(tmp_path, "s1", make_config(study_bench_dir))
+
+
+def test_rater_session_attention_checks_and_export(study_bench_dir: Path, tmp_path: Path) -> None:
+    h = study.create_study(tmp_path, "s2", make_config(study_bench_dir))
+    rater = study.add_rater(h, "bob")
+    assert h.config.total_trials == 8
+    trials = []
+    while (trial := study.current_trial(h, rater)) is not None:
+        trials.append(trial)
+        # an attentive rater picks whichever side shows the original
+        choice = "A" if trial.method_a == ORIGINAL else "B" if trial.method_b == ORIGINAL else "undecided"
+        assert study.submit(h, rater.token, trial.id, trial.nonce, choice) == "stored"
+    assert [t.attention for t in trials] == [False, False, False, True] * 2
+    assert {frozenset((t.method_a, t.method_b)) for t in trials if t.attention} == {frozenset((ORIGINAL, DEGRADED))}
+    # balanced: six comparisons spread over the three pairs, no (pair, image) twice for one rater
+    pairs = Counter(frozenset((t.method_a, t.method_b)) for t in trials if not t.attention)
+    assert sorted(pairs.values()) == [2, 2, 2]
+    assert len({(frozenset((t.method_a, t.method_b)), t.image) for t in trials if not t.attention}) == 6
+    summary = study.rater_summary(h)
+    assert summary.loc[0, "answered"] == 8 and summary.loc[0, "attention_accuracy"] == 1.0
+    df = study.judgements(h)
+    assert df["random_choice"].sum() == 6 and (df["choice"] == "undecided").sum() == 6
+    assert df.loc[df["attention"], "winner"].eq(ORIGINAL).all()
+    assert (df["duration_s"] >= 0).all()
+    csv = tmp_path / "export.csv"
+    csv.write_bytes(study.export_bytes(df, "csv"))
+    loaded = load_judgements(csv, fmt="csv")
+    assert len(loaded) == 6 and set(loaded["winner"]) | set(loaded["loser"]) <= set(METHODS)
+
+
+def test_refresh_double_click_replay_and_restart_store_once(study_bench_dir: Path, tmp_path: Path) -> None:
+    h = study.create_study(tmp_path, "s3", make_config(study_bench_dir, attention_every=0))
+    rater = study.add_rater(h)
+    trial = study.current_trial(h, rater)
+    assert study.current_trial(h, rater).id == trial.id  # a refresh shows the same trial
+    assert study.submit(h, rater.token, trial.id, trial.nonce, "B") == "stored"
+    assert study.submit(h, rater.token, trial.id, trial.nonce, "A") == "duplicate"  # double click / replay
+    # an app restart: drop every pooled connection and reopen the study from disk
+    db.get_engine(db.sqlite_url(h.directory)).dispose()
+    db.get_engine.cache_clear()
+    h2 = study.open_study(tmp_path, "s3")
+    assert study.submit(h2, rater.token, trial.id, trial.nonce, "A") == "duplicate"
+    assert study.progress(h2, rater) == (1, 6)
+    nxt = study.current_trial(h2, rater)
+    assert nxt.seq == 1
+    assert answer_all(h2, rater) == 5
+    df = study.judgements(h2)
+    assert len(df) == 6 and df.iloc[0]["choice"] == "B"
+
+
+def test_forged_and_malformed_submissions_are_refused(study_bench_dir: Path, tmp_path: Path) -> None:
+    h = study.create_study(tmp_path, "s4", make_config(study_bench_dir))
+    alice, mallory = study.add_rater(h, "alice"), study.add_rater(h, "mallory")
+    trial = study.current_trial(h, alice)
+    with pytest.raises(study.StudyError, match="malformed rater token"):
+        study.submit(h, "../../etc/passwd", trial.id, trial.nonce, "A")
+    with pytest.raises(study.StudyError, match="unknown rater token"):
+        study.submit(h, "x" * 32, trial.id, trial.nonce, "A")
+    with pytest.raises(study.StudyError, match="does not match"):
+        study.submit(h, mallory.token, trial.id, trial.nonce, "A")  # someone else's trial
+    with pytest.raises(study.StudyError, match="does not match"):
+        study.submit(h, alice.token, trial.id, "forged-nonce-000", "A")
+    with pytest.raises(study.StudyError, match="does not match"):
+        study.submit(h, alice.token, 10**6, trial.nonce, "A")
+    with pytest.raises(study.StudyError, match="unknown choice"):
+        study.submit(h, alice.token, trial.id, trial.nonce, "C")
+    assert study.judgements(h).empty
+    with pytest.raises(study.StudyError, match="already taken"):
+        study.add_rater(h, "alice")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "", "x" * 70, "/etc"])
+def test_study_names_cannot_leave_the_root(tmp_path: Path, name: str) -> None:
+    with pytest.raises(study.StudyError, match="malformed study name"):
+        study.study_dir(tmp_path, name)
+
+
+def test_item_paths_cannot_leave_the_study(study_bench_dir: Path, tmp_path: Path) -> None:
+    h = study.create_study(tmp_path, "s5", make_config(study_bench_dir, images=["kodim01"]))
+    (tmp_path / "secret.txt").write_text("x")
+    for rel in ("../secret.txt", "/etc/passwd", "crops/../../secret.txt"):
+        with pytest.raises(study.StudyError, match="outside the study"):
+            study.safe_path(h, rel)
+
+
+def test_concurrent_raters_store_every_answer_exactly_once(study_bench_dir: Path, tmp_path: Path) -> None:
+    """12 raters answer at once, each firing every answer from two threads (double clicks)."""
+    h = study.create_study(tmp_path, "s6", make_config(study_bench_dir, mode="adaptive", attention_every=2))
+    raters = [study.add_rater(h, f"r{i}") for i in range(12)]
+    outcomes: Counter = Counter()
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def rate(rater) -> None:
+        try:
+            while (trial := study.current_trial(h, rater)) is not None:
+                results = []
+                clicks = [threading.Thread(target=lambda: results.append(
+                    study.submit(h, rater.token, trial.id, trial.nonce, "A"))) for _ in range(2)]
+                for c in clicks:
+                    c.start()
+                for c in clicks:
+                    c.join()
+                with lock:
+                    outcomes.update(results)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rate, args=(r,)) for r in raters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    total = h.config.total_trials * len(raters)
+    assert outcomes == {"stored": total, "duplicate": total}
+    df = study.judgements(h)
+    assert len(df) == total
+    con = sqlite3.connect(tmp_path / "s6" / "study.db")
+    assert con.execute("SELECT COUNT(*), COUNT(DISTINCT trial_id) FROM judgements").fetchone() == (total, total)
+    assert con.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == total
+
+
+def test_import_hific_data_and_exclusion(shared_data: Path, tmp_path: Path) -> None:
+    h = study.create_import_study(tmp_path, "hific2020")
+    df = load_judgements(shared_data / "hific_userstudy" / "userstudy.json")
+    assert study.import_judgements(h, df) == 5220
+    summary = study.rater_summary(h)
+    assert len(summary) == 20 and summary["answered"].sum() == 5220
+    first = summary.iloc[0]
+    study.set_excluded(h, int(first["rater_id"]), True)
+    assert len(study.scored_judgements(h)) == 5220 - first["answered"]
+    pairs = study.pair_summary(h)
+    assert pairs["n"].sum() == 5220 - first["answered"]
