@@ -71,6 +71,7 @@ class Codec:
 
     def __init__(self, model: nn.Module, name: str, metadata: dict | None = None, device: str = "cpu") -> None:
         self.model = model.to(device).eval()
+        self.model.update(force=True)  # entropy-coder tables always match the weights
         self.name = name
         self.metadata = metadata or {}
         self.device = torch.device(device)

@@ -79,13 +79,12 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
-    """Load learned weights (float), rebuild the entropy-coder tables, switch to eval mode."""
+    """Load learned weights (float) and switch to eval mode (the Codec rebuilds the entropy-coder tables)."""
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if not k.endswith(_DERIVED)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith(_DERIVED)]
     if missing or unexpected:
         raise ModelNotFoundError(f"checkpoint does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.update(force=True)
     return model.eval()
 
 
@@ -141,9 +140,7 @@ def resolve(name_or_path: str | Path) -> tuple[nn.Module, str, dict]:
     if key in shipped():
         return load_checkpoint(shipped()[key])
     if key.startswith("ms-q") and key[4:].isdigit() and int(key[4:]) in COMPRESSAI_MS_QUALITIES:
-        model = _compressai_ms(int(key[4:]))
-        model.update(force=True)
-        return model, key, {"source": "CompressAI model zoo, mbt2018-mean (MSE)"}
+        return _compressai_ms(int(key[4:])), key, {"source": "CompressAI model zoo, mbt2018-mean (MSE)"}
     path = Path(key)
     if path.suffix == ".pt" or path.exists():
         return load_checkpoint(path)
