@@ -9,13 +9,13 @@ crops no larger than the image.
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
+
+from study_app.files import write_atomic
 
 ORIGINAL = "@original"  # pseudo-method: the original crop (attention checks)
 DEGRADED = "@degraded"  # pseudo-method: a heavily degraded crop (attention checks)
@@ -98,16 +98,10 @@ def degrade(img: Image.Image) -> Image.Image:
 
 
 def save_png_atomic(img: Image.Image, dst: Path) -> None:
-    """Write ``img`` as PNG through a temporary file in the same folder, then rename."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG")
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``img`` as PNG atomically."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_atomic(dst, buf.getvalue())
 
 
 def cut(img: Image.Image, box: Box) -> Image.Image:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from study_app import crops, db, design
 from study_app.crops import DEGRADED, ORIGINAL
+from study_app.files import write_atomic
 
 DB_URL_ENV = "HIFIC_STUDY_DB_URL"
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -115,13 +116,6 @@ def _db_url(directory: Path) -> str:
     return os.environ.get(DB_URL_ENV) or db.sqlite_url(directory)
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    """Write ``data`` as JSON via a temporary file and rename."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def _make_items(directory: Path, config: StudyConfig) -> list[db.Item]:
     """Cut and save every crop (original, degraded, each method) and return their rows."""
     bench = Path(config.benchmark_dir)
@@ -187,7 +181,7 @@ def _register(directory: Path, config: StudyConfig, items: list[db.Item]) -> Stu
             item.study_id = study.id
         s.add_all(items)
         study_id = study.id
-    _write_json_atomic(directory / "study.json", dataclasses.asdict(config))
+    write_atomic(directory / "study.json", json.dumps(dataclasses.asdict(config), indent=1).encode())
     return StudyHandle(directory, sessions, study_id, config)
 
 
@@ -382,6 +376,10 @@ def scored_judgements(h: StudyHandle) -> pd.DataFrame:
     return df[~df["attention"].astype(bool)].reset_index(drop=True)
 
 
+RATER_COLUMNS = ["rater_id", "rater", "answered", "total", "attention_checks", "attention_accuracy",
+                 "median_s", "excluded", "created_at"]
+
+
 def rater_summary(h: StudyHandle) -> pd.DataFrame:
     """Per rater: answered/total trials, attention-check accuracy, median seconds per trial,
     whether excluded."""
@@ -399,7 +397,7 @@ def rater_summary(h: StudyHandle) -> pd.DataFrame:
                      "attention_accuracy": checks["correct"].astype(float).mean() if len(checks) else np.nan,
                      "median_s": mine["duration_s"].median() if len(mine) else np.nan,
                      "excluded": bool(excluded), "created_at": created})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=RATER_COLUMNS)
 
 
 def pair_summary(h: StudyHandle) -> pd.DataFrame:
@@ -464,6 +462,11 @@ def benchmark_metrics(h: StudyHandle) -> pd.DataFrame:
         rows += [{"method": m, "metric": metric, "value": v,
                   "normalized": (v - values.min()) / span if span > 0 else 0.0} for m, v in values.items()]
     return pd.DataFrame(rows, columns=["method", "metric", "value", "normalized"])
+
+
+def save_export(h: StudyHandle, df: pd.DataFrame, fmt: str) -> Path:
+    """Write the export to ``exports/judgements.<fmt>`` in the study folder, atomically."""
+    return write_atomic(h.directory / "exports" / f"judgements.{fmt}", export_bytes(df, fmt))
 
 
 def export_bytes(df: pd.DataFrame, fmt: str) -> bytes:

@@ -1,0 +1,143 @@
+"""Streamlit's AppTest drives a rater through a session and the admin through an export."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from study_app import study
+from study_app.score import load_judgements
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "study_app" / "app.py")
+METHODS = ["jpeg:q5", "jpeg:q20", "jpeg:q60"]
+
+
+@pytest.fixture()
+def demo(study_bench_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> study.StudyHandle:
+    monkeypatch.setenv("HIFIC_STUDY_ROOT", str(tmp_path))
+    monkeypatch.delenv("HIFIC_STUDY_ADMIN_PASSWORD", raising=False)
+    config = study.StudyConfig(benchmark_dir=str(study_bench_dir), methods=METHODS,
+                               images=["kodim01", "kodim05"], crop_size=64, n_positions=2,
+                               comparisons_per_rater=4, attention_every=2)
+    return study.create_study(tmp_path, "demo", config)
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the page sends to the browser, as text."""
+    return "\n".join(str(node.proto) for node in at.main) + "\n".join(str(n.proto) for n in at.sidebar)
+
+
+def button(at: AppTest, prefix: str):
+    return next(b for b in at.button if b.label.startswith(prefix))
+
+
+def rater_app(h: study.StudyHandle, token: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["study"] = h.name
+    at.query_params["token"] = token
+    return at.run()
+
+
+def test_rater_session_is_blind_stored_and_resumable(demo: study.StudyHandle) -> None:
+    rater = study.add_rater(demo, "carol")
+    at = rater_app(demo, rater.token)
+    assert not at.exception
+    assert at.get("progress")[0].value == 0
+    text = page_text(at)
+    assert "jpeg" not in text and "@original" not in text and rater.token not in text
+    assert "Showing A" in text
+    button(at, "Flip").click().run()
+    assert "Showing B" in page_text(at)
+    choices = ["A is closer", "B is closer", "Can't decide"]
+    for i in range(3):
+        button(at, choices[i]).click().run()
+        assert not at.exception
+    assert study.progress(demo, rater) == (3, 6)
+    # leave and come back with the same link: the session resumes where it stopped
+    at = rater_app(demo, rater.token)
+    assert at.get("progress")[0].value == 50
+    for _ in range(3):
+        button(at, "A is closer").click().run()
+    assert any("All done" in s.value for s in at.success)
+    df = study.judgements(demo)
+    assert len(df) == 6 and list(df["choice"][:3]) == ["A", "B", "undecided"]
+    assert df["rater"].eq("carol").all() and df["duration_s"].notna().all()
+
+
+def test_rater_page_refuses_bad_links(demo: study.StudyHandle) -> None:
+    for params, message in [({"study": "demo", "token": "not a token!"}, "malformed rater token"),
+                            ({"study": "demo", "token": "A" * 32}, "unknown rater token"),
+                            ({"study": "../../etc", "token": "A" * 32}, "malformed study name"),
+                            ({"study": "nosuch"}, "no study named"),
+                            ({}, "needs a study link")]:
+        at = AppTest.from_file(APP, default_timeout=60)
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.run()
+        assert not at.exception
+        assert message in at.error[0].value
+
+
+def test_rater_registers_with_an_id(demo: study.StudyHandle) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["study"] = "demo"
+    at.run()
+    at.text_input[0].input("dave")
+    at.button[0].click().run()
+    assert not at.exception
+    token = at.query_params["token"]
+    assert study.rater_by_token(demo, token).label == "dave"
+    assert at.get("progress")[0].value == 0
+
+
+def test_admin_logs_in_excludes_and_exports(demo: study.StudyHandle, tmp_path: Path) -> None:
+    raters = [study.add_rater(demo, f"r{i}") for i in range(2)]
+    for r in raters:
+        while (trial := study.current_trial(demo, r)) is not None:
+            study.submit(demo, r.token, trial.id, trial.nonce, "A")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "admin"
+    at.run()
+    assert "admin page is disabled" in at.error[0].value
+    at.secrets["study_admin_password"] = "correct horse"
+    at.run()
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    assert "Wrong password." in [e.value for e in at.error]
+    assert "r0" not in page_text(at)
+    at.text_input[0].input("correct horse")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "r0" in page_text(at)
+    at.multiselect(key="excl-demo").select("r1").run()
+    assert study.rater_summary(demo).set_index("rater").loc["r1", "excluded"]
+    at.button(key="save_export").click().run()
+    assert not at.exception
+    exported = load_judgements(demo.directory / "exports" / "judgements.csv", fmt="csv")
+    assert len(exported) == 8 and set(exported["rater"]) == {"r0", "r1"}  # attention checks left out
+    records = json.loads((demo.directory / "exports" / "judgements.json").read_text())
+    assert len(records) == 12 and sum(r["excluded"] for r in records) == 6
+    assert len(at.get("download_button")) == 2
+
+
+def test_admin_imports_hific_json_and_refuses_malformed(demo: study.StudyHandle, shared_data: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "admin"
+    at.secrets["study_admin_password"] = "pw"
+    at.run()
+    at.text_input[0].input("pw")
+    at.button[0].click().run()
+    at.text_input(key="import_name").input("broken").run()
+    at.get("file_uploader")[0].set_value(("x.json", b'{"r": {"c": {"image": 3}}}', "application/json")).run()
+    at.button(key="import_go").click().run()
+    assert any("Import refused" in e.value and "'image' must be a non-empty string" in e.value for e in at.error)
+    data = (shared_data / "hific_userstudy" / "userstudy.json").read_bytes()
+    at.text_input(key="import_name").input("hific2020").run()
+    at.get("file_uploader")[0].set_value(("userstudy.json", data, "application/json")).run()
+    at.button(key="import_go").click().run()
+    assert not at.exception
+    assert any("Imported 5220 judgements" in s.value for s in at.success)
+    assert set(study.list_studies(demo.directory.parent)) == {"demo", "hific2020"}
