@@ -1,0 +1,109 @@
+"""A real browser (Debian's headless Chromium via Playwright) rates several trials of a study
+served by `streamlit run` on localhost; the database then holds exactly those answers."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from study_app import study
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settle(page) -> None:
+    """Wait until the app has finished its rerun, so clicks and shortcuts reach the
+    widgets of the trial on screen."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+    page.wait_for_timeout(700)
+
+
+@pytest.fixture()
+def served_study(study_bench_dir: Path, tmp_path: Path):
+    """A study under tmp_path, served by a `streamlit run` subprocess on a free port."""
+    config = study.StudyConfig(benchmark_dir=str(study_bench_dir), methods=["jpeg:q5", "jpeg:q20", "jpeg:q60"],
+                               images=["kodim01", "kodim05"], crop_size=96, n_positions=2,
+                               comparisons_per_rater=6, attention_every=0)
+    h = study.create_study(tmp_path, "web", config)
+    port = free_port()
+    env = {**os.environ, "HIFIC_STUDY_ROOT": str(tmp_path)}
+    env.pop("HIFIC_STUDY_ADMIN_PASSWORD", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "study_app/app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("streamlit did not start") from None
+                time.sleep(0.5)
+        yield h, f"http://127.0.0.1:{port}/"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the process group this fixture started
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_browser_rates_trials_and_db_holds_exactly_them(served_study) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (make browser installs it)")
+    from playwright.sync_api import expect, sync_playwright
+
+    h, url = served_study
+    rater = study.add_rater(h, "browser")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{url}?study=web&token={rater.token}")
+        progress = page.get_by_text(re.compile(r"\d+ of 6 answered"))
+        expect(progress).to_have_text("0 of 6 answered", timeout=60_000)
+        expect(page.get_by_text("Showing A")).to_be_visible()
+        settle(page)
+        page.get_by_role("button", name=re.compile("^Flip")).click()
+        expect(page.get_by_text("Showing B")).to_be_visible()
+        assert "jpeg" not in page.content()  # blind: no method names on the page
+        pressed = []
+        for i, (how, choice) in enumerate([("click", "A"), ("click", "undecided"), ("key", "B"), ("click", "B")]):
+            settle(page)
+            if how == "key":
+                page.mouse.click(5, 300)  # focus the page, not a button, as a rater's click would
+                page.keyboard.press("b")  # the "B is closer" shortcut
+            else:
+                label = {"A": "A is closer", "B": "B is closer", "undecided": "Can't decide"}[choice]
+                page.get_by_role("button", name=re.compile(f"^{label}")).click()
+            pressed.append(choice)
+            expect(progress).to_have_text(f"{i + 1} of 6 answered", timeout=30_000)
+        page.reload()  # a refresh neither loses nor repeats an answer
+        expect(page.get_by_text(re.compile(r"\d+ of 6 answered"))).to_have_text("4 of 6 answered", timeout=60_000)
+        browser.close()
+    df = study.judgements(h)
+    assert list(df["choice"]) == pressed
+    assert df["rater"].eq("browser").all() and df["duration_s"].gt(0).all()
+    assert study.current_trial(h, rater).seq == 4
