@@ -65,11 +65,12 @@ def _new_study(root: Path) -> None:
         per_rater = st.number_input("Comparisons per rater", 1, 10000, 50)
         mode = st.radio("Pair choice", design.MODES, horizontal=True)
         every = st.number_input("One attention check after every N comparisons (0: none)", 0, 1000, 10)
+        open_reg = st.checkbox("Raters without a link may enter an ID", value=True)
         if st.form_submit_button("Create study"):
             config = study.StudyConfig(benchmark_dir=str(Path(bench).resolve()), methods=chosen, images=imgs,
                                        crop_size=int(crop), n_positions=int(positions),
                                        comparisons_per_rater=int(per_rater), mode=mode,
-                                       attention_every=int(every))
+                                       attention_every=int(every), open_registration=open_reg)
             try:
                 with st.spinner("Cutting crops…"):
                     study.create_study(root, name, config)

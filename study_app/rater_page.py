@@ -91,16 +91,20 @@ def render(root: Path) -> None:
         return
     paths = study.trial_item_paths(h, trial)
     showing = st.session_state.setdefault("showing", "A")
-    left, right = st.columns(2)
-    left.image(paths["reference"].read_bytes(), caption="Original", width="stretch")
-    right.image(paths[showing].read_bytes(), caption=f"Showing {showing}", width="stretch")
-    right.button(f"Flip to {'B' if showing == 'A' else 'A'} (F)", shortcut="f", on_click=_flip,
-                 width="stretch")
     # keys carry the trial id, so a late second click of a double click reaches the old
     # trial's callback (stored once) instead of answering the next trial
     args = (h, rater.token, trial.id, trial.nonce)
-    for col, (label, key, choice) in zip(st.columns(3), [("A is closer (A)", "a", "A"),
-                                                          ("B is closer (B)", "b", "B"),
-                                                          ("Can't decide (D)", "d", "undecided")]):
+    flip, *answers = st.columns(4)
+    flip.button(f"Flip to {'B' if showing == 'A' else 'A'}", shortcut="f", on_click=_flip,
+                type="primary", width="stretch")
+    for col, (label, key, choice) in zip(answers, [("A is closer", "a", "A"),
+                                                   ("B is closer", "b", "B"),
+                                                   ("Can't decide", "d", "undecided")]):
         col.button(label, key=f"{choice}-{trial.id}", shortcut=key, on_click=_answer,
                    args=(*args, choice), width="stretch")
+    # crops at their own pixel size (never upscaled), the original left, A or B right
+    left, right = st.columns(2)
+    left.markdown("#### Original")
+    left.image(paths["reference"].read_bytes(), width="content")
+    right.markdown(f"#### Showing {showing}")
+    right.image(paths[showing].read_bytes(), width="content")

@@ -271,6 +271,8 @@ def _new_trial(s: Session, h: StudyHandle, rater: db.Rater, seq: int) -> db.Tria
 def current_trial(h: StudyHandle, rater: db.Rater) -> db.Trial | None:
     """The rater's open trial (created on demand, its display time recorded once), or None
     when the rater has answered them all."""
+    if not h.config.methods:
+        raise StudyError("this study holds imported judgements and takes no new answers")
     for _ in range(3):  # a concurrent session of the same rater may win the race for a seq
         try:
             with h.sessions.begin() as s:

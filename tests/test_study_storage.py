@@ -180,3 +180,28 @@ def test_import_hific_data_and_exclusion(shared_data: Path, tmp_path: Path) -> N
     assert len(study.scored_judgements(h)) == 5220 - first["answered"]
     pairs = study.pair_summary(h)
     assert pairs["n"].sum() == 5220 - first["answered"]
+
+
+def test_adaptive_mode_asks_the_most_uncertain_pair_first() -> None:
+    import random
+
+    import pandas as pd
+
+    from study_app import design
+
+    methods = ["a", "b", "c"]
+    # a always beats b and c; b and c split evenly: (b, c) is the uncertain pair
+    rows = [("a", "b", False)] * 20 + [("a", "c", False)] * 20 + [("b", "c", False)] * 10 + [("c", "b", False)] * 10
+    judged = pd.DataFrame(rows, columns=["winner", "loser", "random_choice"])
+    pair, _ = design.choose_comparison(methods, ["img"], Counter(), Counter(), "adaptive", judged, random.Random(0))
+    assert pair == ("b", "c")
+    balanced = Counter({(("b", "c"), "img"): 3, (("a", "c"), "img"): 3})
+    pair, _ = design.choose_comparison(methods, ["img"], balanced, Counter(), "balanced", judged, random.Random(0))
+    assert pair == ("a", "b")
+
+
+def test_imported_study_takes_no_new_answers(tmp_path: Path) -> None:
+    h = study.create_import_study(tmp_path, "imported")
+    rater = study.add_rater(h, "x")
+    with pytest.raises(study.StudyError, match="takes no new answers"):
+        study.current_trial(h, rater)
