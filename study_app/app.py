@@ -7,20 +7,16 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import streamlit as st
 
 from study_app import admin_page, rater_page
-
-ROOT_ENV = "HIFIC_STUDY_ROOT"
+from study_app.study import default_root
 
 
 def main() -> None:
     """Route to the admin or the rater page."""
     st.set_page_config(page_title="Image comparison study", layout="wide")
-    root = Path(os.environ.get(ROOT_ENV, "studies"))
+    root = default_root()
     if st.query_params.get("page") == "admin":
         admin_page.render(root)
     else:

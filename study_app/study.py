@@ -29,6 +29,7 @@ from study_app.crops import DEGRADED, ORIGINAL
 from study_app.files import write_atomic
 
 DB_URL_ENV = "HIFIC_STUDY_DB_URL"
+ROOT_ENV = "HIFIC_STUDY_ROOT"
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 LABEL = re.compile(r"^[\w.@ -]{1,64}$")
@@ -90,6 +91,11 @@ class StudyHandle:
     @property
     def name(self) -> str:
         return self.directory.name
+
+
+def default_root() -> Path:
+    """Where studies live: ``$HIFIC_STUDY_ROOT``, else ``studies/`` in the working directory."""
+    return Path(os.environ.get(ROOT_ENV, "studies"))
 
 
 def study_dir(root: Path, name: str) -> Path:

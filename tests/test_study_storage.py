@@ -205,3 +205,53 @@ def test_imported_study_takes_no_new_answers(tmp_path: Path) -> None:
     rater = study.add_rater(h, "x")
     with pytest.raises(study.StudyError, match="takes no new answers"):
         study.current_trial(h, rater)
+
+
+def _rate_in_process(root: str, name: str, tokens: list[str]) -> int:
+    """One app server's worth of raters in a separate process (answers every trial twice)."""
+    h = study.open_study(Path(root), name)
+    stored = 0
+    for token in tokens:
+        rater = study.rater_by_token(h, token)
+        while (trial := study.current_trial(h, rater)) is not None:
+            for _ in range(2):
+                stored += study.submit(h, token, trial.id, trial.nonce, "B") == "stored"
+    return stored
+
+
+def test_several_processes_share_one_study_database(study_bench_dir: Path, tmp_path: Path) -> None:
+    """Three processes (like three app servers) write to the same SQLite file at once."""
+    import multiprocessing
+
+    h = study.create_study(tmp_path, "mp", make_config(study_bench_dir, attention_every=0))
+    tokens = [study.add_rater(h, f"p{i}").token for i in range(6)]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        stored = pool.starmap(_rate_in_process, [(str(tmp_path), "mp", tokens[i::3]) for i in range(3)])
+    assert sum(stored) == 6 * 6
+    con = sqlite3.connect(tmp_path / "mp" / "study.db")
+    assert con.execute("SELECT COUNT(*), COUNT(DISTINCT trial_id) FROM judgements").fetchone() == (36, 36)
+
+
+def test_benchmark_metrics_are_normalised_best_zero(study_bench_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from study_app.charts import score_figure
+    from study_app.score import score_methods
+
+    bench = tmp_path / "bench"
+    shutil.copytree(study_bench_dir, bench)
+    summary = pd.read_csv(bench / "summary.csv")
+    summary["lpips"] = summary["setting"].map({"q5": 0.30, "q20": 0.15, "q60": 0.05})
+    summary.to_csv(bench / "summary.csv", index=False)
+    h = study.create_study(tmp_path, "m", make_config(bench, images=["kodim01"]))
+    metrics = study.benchmark_metrics(h).set_index("method")
+    assert list(metrics["metric"].unique()) == ["lpips"]  # FID/KID were not computed (NaN)
+    assert metrics.loc["jpeg:q60", "normalized"] == 0.0 and metrics.loc["jpeg:q5", "normalized"] == 1.0
+    assert metrics.loc["jpeg:q20", "normalized"] == pytest.approx(0.4)
+    df = pd.DataFrame({"rater": "r", "image": "kodim01", "winner": ["jpeg:q60", "jpeg:q20", "jpeg:q60"] * 5,
+                       "loser": ["jpeg:q20", "jpeg:q5", "jpeg:q5"] * 5, "random_choice": False})
+    fig = score_figure(score_methods(df, 10, 10), metrics.reset_index())
+    assert [t.name for t in fig.data] == ["human (Elo, inverted)", "LPIPS"]
+    assert list(fig.data[1].y) == [0.0, pytest.approx(0.4), 1.0]
