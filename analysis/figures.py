@@ -1,0 +1,190 @@
+"""Plotly figures of the HiFiC paper's analyses, from plain DataFrames.
+
+Every function returns ``(figure, notes)``: it draws whatever the data allows and lists, one
+line each, what it had to leave out (a missing metric, a codec with a single point, NaN values).
+An empty panel carries its reason as an annotation, so a figure is never silently blank.
+"""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analysis.data import LABELS, METRICS, method_names
+from analysis.factors import factor_text
+from analysis.study import normalized_human, normalized_metric
+
+RATE_METRICS = ["fid", "kid", "lpips", "psnr", "ms_ssim"]
+PALETTE = px.colors.qualitative.Plotly
+PUBLISHED_STYLE = dict(color="black", symbol="star", size=12)
+# Default GAN weight of a label without "beta<value>": HiFiC's beta = 0.15, none without a GAN.
+DEFAULT_BETA = {"hific": 0.15, "nogan": 0.0}
+
+
+def codec_colors(codecs: list[str]) -> dict[str, str]:
+    """A fixed colour per codec, the same in every panel and figure."""
+    return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(sorted(set(codecs)))}
+
+
+def empty_note(fig: go.Figure, text: str, row: int | None = None, col: int | None = None) -> None:
+    """Write why a panel is empty into the panel itself."""
+    fig.add_annotation(text=text, showarrow=False, xref="x domain", yref="y domain", x=0.5, y=0.5,
+                       row=row, col=col, font=dict(color="grey"))
+
+
+def rate_figure(summary: pd.DataFrame, metrics: list[str] = RATE_METRICS,
+                published: pd.DataFrame | None = None, title: str = "") -> tuple[go.Figure, list[str]]:
+    """Bitrate against each metric, one curve per codec (the paper's Fig. 4 layout), with
+    HiFiC's published points as black stars where ``published`` has them."""
+    notes: list[str] = []
+    cols = min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[LABELS[m] for m in metrics],
+                        horizontal_spacing=0.08, vertical_spacing=0.14)
+    colors = codec_colors(summary["codec"].dropna().tolist())
+    shown: set[str] = set()
+    for i, metric in enumerate(metrics):
+        row, col = i // cols + 1, i % cols + 1
+        drawn = 0
+        data = summary.dropna(subset=["bpp", metric]) if metric in summary.columns else summary.iloc[0:0]
+        for codec, points in data.groupby("codec", sort=True):
+            points = points.sort_values("bpp")
+            fig.add_trace(go.Scatter(
+                x=points["bpp"], y=points[metric], name=codec, legendgroup=codec,
+                mode="lines+markers" if len(points) > 1 else "markers", showlegend=codec not in shown,
+                marker=dict(color=colors[codec], size=8), line=dict(color=colors[codec]),
+                text=points["setting"], hovertemplate="%{text}: %{x:.3f} bpp, %{y:.4g}"), row=row, col=col)
+            shown.add(codec)
+            drawn += 1
+        if published is not None and metric in published.columns and published[metric].notna().any():
+            ref = published.dropna(subset=[metric])
+            fig.add_trace(go.Scatter(
+                x=ref["bpp"], y=ref[metric], name="HiFiC (published)", legendgroup="published",
+                mode="markers", marker=PUBLISHED_STYLE, showlegend="published" not in shown,
+                text=ref["setting"], hovertemplate="published %{text}: %{x:.3f} bpp, %{y:.4g}"),
+                row=row, col=col)
+            shown.add("published")
+            drawn += 1
+        if drawn == 0:
+            empty_note(fig, f"no {LABELS[metric]} values", row, col)
+        fig.update_xaxes(title_text=LABELS["bpp"], row=row, col=col)
+    single = sorted(c for c, n in summary.groupby("codec")["setting"].nunique().items() if n == 1)
+    if single:
+        notes.append(f"single point (drawn as a marker, no curve): {', '.join(single)}")
+    fig.update_layout(title=title or "Rate-perception and rate-distortion", height=330 * rows,
+                      legend_title_text="codec")
+    return fig, notes
+
+
+def factors_figure(table: pd.DataFrame, title: str = "") -> tuple[go.Figure, list[str]]:
+    """Bitrate factors (see :mod:`analysis.factors`) as grouped bars, one panel per measure;
+    hatched bars are bounds (the baseline never reached the reference's quality)."""
+    metrics = list(dict.fromkeys(table["metric"])) or ["none"]
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[LABELS.get(m, m) for m in metrics])
+    if table.empty:
+        empty_note(fig, "no bitrate factors could be computed", 1, 1)
+        return fig.update_layout(title=title or "Bitrate factors"), ["no bitrate factors to draw"]
+    colors = codec_colors(table["baseline"].tolist())
+    shown: set[str] = set()
+    for i, metric in enumerate(metrics, start=1):
+        for baseline, rows in table[table["metric"] == metric].groupby("baseline", sort=True):
+            fig.add_trace(go.Bar(
+                x=rows["reference"], y=rows["factor"], name=baseline, legendgroup=baseline,
+                showlegend=baseline not in shown, marker_color=colors[baseline],
+                marker_pattern_shape=["" if b == "=" else "/" for b in rows["bound"]],
+                text=[factor_text(r) for _, r in rows.iterrows()], textposition="outside"), row=1, col=i)
+            shown.add(baseline)
+        fig.add_hline(y=1.0, line_dash="dot", line_color="grey", row=1, col=i)
+        fig.update_yaxes(title_text="bitrate factor (baseline / reference)", row=1, col=i)
+    fig.update_layout(title=title or "Bitrate a baseline needs for the same quality", barmode="group",
+                      legend_title_text="baseline", height=420)
+    return fig, []
+
+
+def rate_target(setting: str) -> str:
+    """The rate target of a HiFiC label (``lo``, ``mi``, ``hi``), else the label itself."""
+    match = re.search(r"(?:^|[-_])(lo|mi|hi)(?:$|[-_])", setting)
+    return match.group(1) if match else setting
+
+
+def gan_weight(codec: str, setting: str) -> float:
+    """The GAN weight beta of a label (``...beta0.05...``), else the codec's default."""
+    match = re.search(r"beta[-_=]?([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)", setting)
+    return float(match.group(1)) if match else DEFAULT_BETA.get(codec, float("nan"))
+
+
+def distortion_perception_figure(summary: pd.DataFrame, codecs: list[str], x: str = "psnr",
+                                 perception: list[str] = METRICS[:3]) -> tuple[go.Figure, list[str]]:
+    """The paper's Fig. 5: a perception measure (FID, else KID, else LPIPS when FID was not
+    computed) against distortion (``x``: PSNR or MSE) for the trained variants of ``codecs``,
+    one line per rate target through increasing GAN weight beta."""
+    notes: list[str] = []
+    variants = summary[summary["codec"].isin(codecs)].copy()
+    fig = go.Figure()
+    if variants.empty:
+        notes.append(f"no results for {', '.join(codecs)}: no distortion-perception trade-off to draw")
+        empty_note(fig, "no trained variants in the results")
+        return fig.update_layout(title="Distortion-perception trade-off"), notes
+    if x not in variants.columns or variants[x].isna().all():
+        notes.append(f"{x} is not available for {', '.join(codecs)}: nothing to draw")
+        empty_note(fig, f"no {LABELS[x]} values")
+        return fig.update_layout(title="Distortion-perception trade-off"), notes
+    available = [m for m in perception if m in variants.columns and variants[m].notna().any()]
+    if not available:
+        notes.append(f"none of {', '.join(perception)} is computed for {', '.join(codecs)}: nothing to draw")
+        empty_note(fig, "no perception measure computed")
+        return fig.update_layout(title="Distortion-perception trade-off"), notes
+    y = available[0]
+    if y != perception[0]:
+        notes.append(f"{perception[0]} is not computed: {LABELS[y]} drawn instead")
+    variants["target"] = variants["setting"].map(rate_target)
+    variants["beta"] = [gan_weight(c, s) for c, s in zip(variants["codec"], variants["setting"])]
+    dropped = method_names(variants[variants[[x, y]].isna().any(axis=1)])
+    if dropped:
+        notes.append(f"left out for missing {x} or {y}: {', '.join(dropped)}")
+    variants = variants.dropna(subset=[x, y])
+    for target, points in variants.groupby("target", sort=True):
+        points = points.sort_values("beta")
+        fig.add_trace(go.Scatter(
+            x=points[x], y=points[y], name=f"target {target}", mode="lines+markers",
+            text=method_names(points), customdata=points["beta"],
+            marker=dict(size=11, color=points["beta"], colorscale="Viridis", showscale=True,
+                        cmin=0.0, cmax=max(0.15, float(variants["beta"].max())),
+                        colorbar=dict(title="beta", x=1.15)),
+            hovertemplate="%{text} (beta %{customdata}): %{x:.4g}, %{y:.4g}"))
+    fig.update_layout(title="Distortion-perception trade-off (Fig. 5)", xaxis_title=LABELS[x],
+                      yaxis_title=LABELS[y], legend_title_text="rate target", height=450)
+    if x == "mse":
+        fig.update_xaxes(autorange="reversed")
+    return fig, notes
+
+
+def study_figure(scores: pd.DataFrame, labels: dict[str, str] | None = None,
+                 metrics: pd.DataFrame | None = None, title: str = "") -> tuple[go.Figure, list[str]]:
+    """The paper's Fig. 3: normalised human scores (best 0, worst 1) with 95 % bootstrap error
+    bars, next to the methods' metrics normalised the same way.  ``labels`` maps a method to
+    its axis label; ``metrics`` is indexed by method with metric columns (FID, KID, LPIPS)."""
+    notes: list[str] = []
+    human = normalized_human(scores).sort_values("normalized")
+    names = [labels.get(m, m) if labels else m for m in human["method"]]
+    fig = go.Figure(go.Bar(
+        x=names, y=human["normalized"], name="human (inverted)", marker_color="lightslategray",
+        error_y=dict(type="data", symmetric=False, array=human["err_plus"], arrayminus=human["err_minus"],
+                     color="black", thickness=1.5)))
+    colors = codec_colors(METRICS)
+    for metric in (metrics.columns if metrics is not None else []):
+        values = metrics[metric].reindex(human["method"])
+        if values.isna().all():
+            notes.append(f"{metric} is not known for any study method: not drawn")
+            continue
+        lacking = values.index[values.isna()].tolist()
+        if lacking:
+            notes.append(f"{metric} is not known for {', '.join(lacking)}")
+        fig.add_trace(go.Bar(x=names, y=normalized_metric(values, metric).to_numpy(), name=LABELS[metric],
+                             marker_color=colors.get(metric)))
+    fig.update_layout(title=title or "Human scores and metrics, normalised (Fig. 3)", barmode="group",
+                      yaxis_title="normalised score (0 = best, 1 = worst)", height=450)
+    return fig, notes

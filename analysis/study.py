@@ -1,0 +1,105 @@
+"""Human scores for the analysis: judgements from a study database, the study app's CSV export
+or HiFiC's published ``userstudy.json``, scored by :mod:`study_app.score`, and the paper's Fig. 3
+normalisation (best method 0, worst 1) of human scores and metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.data import LOWER_IS_BETTER, study_methods
+from study_app.score import JudgementFileError, load_judgements, normalize_inverted, score_methods
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED_JUDGEMENTS = REPO.parent / "shared" / "data" / "hific_userstudy" / "userstudy.json"
+DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def study_judgements(path: Path) -> pd.DataFrame:
+    """Scored judgements (no attention checks, no excluded raters) of the study app's study
+    whose ``study.db`` or directory is ``path``."""
+    from study_app import study
+
+    directory = path.parent if path.suffix.lower() in DB_SUFFIXES else path
+    if not (directory / "study.json").is_file():
+        raise JudgementFileError(f"{path}: not a study directory or study database (no study.json beside it)")
+    handle = study.open_study(directory.parent, directory.name)
+    return study.scored_judgements(handle)
+
+
+def load_study(path: str | Path) -> pd.DataFrame:
+    """Judgements from a study database/directory, a CSV export or a HiFiC-style JSON file;
+    raters the researcher excluded (``excluded`` column of the export) are left out."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in DB_SUFFIXES:
+        return study_judgements(path)
+    df = load_judgements(path)
+    if "excluded" in df.columns:
+        df = df[~df["excluded"].astype(str).str.lower().isin(["true", "1"])].reset_index(drop=True)
+    return df
+
+
+def human_scores(path: str | Path | None, n_orderings: int, n_bootstrap: int,
+                 seed: int = 0) -> tuple[pd.DataFrame | None, list[str]]:
+    """Per-method scores (see :func:`study_app.score.score_methods`) of the judgements at
+    ``path``, or ``None`` and a note saying why there are none."""
+    if path is None:
+        return None, ["no study was given: no human scores"]
+    try:
+        df = load_study(path)
+    except (JudgementFileError, ValueError) as exc:
+        return None, [f"study not usable: {exc}"]
+    if df.empty:
+        return None, [f"{path}: the study holds no judgements yet"]
+    try:
+        return score_methods(df, n_orderings=n_orderings, n_bootstrap=n_bootstrap, seed=seed), []
+    except ValueError as exc:
+        return None, [f"{path}: {exc}"]
+
+
+def normalized_human(scores: pd.DataFrame) -> pd.DataFrame:
+    """Fig. 3's inverted human score per method (best 0, worst 1) from the Bradley-Terry
+    strengths, with the 95 % bootstrap interval mapped through the same normalisation
+    (``err_plus``/``err_minus`` for error bars; an interval that misses the point estimate,
+    possible with few resamples, gives a zero-length bar on that side)."""
+    bt = scores["bt"].to_numpy(float)
+    span = bt.max() - bt.min()
+    scale = 1.0 / span if span > 0 else 0.0
+    return pd.DataFrame({
+        "method": scores["method"], "normalized": normalize_inverted(bt),
+        "err_plus": np.clip((bt - scores["bt_lo"].to_numpy(float)) * scale, 0.0, None),
+        "err_minus": np.clip((scores["bt_hi"].to_numpy(float) - bt) * scale, 0.0, None),
+    })
+
+
+def normalized_metric(values: pd.Series, metric: str) -> pd.Series:
+    """A metric normalised as in Fig. 3: the best method 0, the worst 1 (NaN stays NaN)."""
+    known = values.dropna().to_numpy(float)
+    if known.size == 0:
+        return values.astype(float)
+    signed = -known if LOWER_IS_BETTER[metric] else known
+    out = pd.Series(np.nan, index=values.index)
+    out[values.notna()] = normalize_inverted(signed)
+    return out
+
+
+def published_points(scores: pd.DataFrame) -> pd.DataFrame:
+    """The published study's scores joined with the paper's labels and bitrates: columns
+    ``method, codec, setting`` (the paper's label), ``bpp, human`` (Bradley-Terry strength)."""
+    joined = study_methods().merge(scores, on="method", how="inner")
+    return pd.DataFrame({"method": joined["method"], "codec": joined["codec"], "setting": joined["label"],
+                         "bpp": joined["bpp"], "human": joined["bt"]})
+
+
+def own_points(scores: pd.DataFrame, summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Scores of a study whose methods are ``codec:setting`` of the benchmark, joined with the
+    benchmark's bitrates: columns ``method, codec, setting, bpp, human``."""
+    parts = scores["method"].astype(str).str.partition(":")
+    points = pd.DataFrame({"method": scores["method"], "codec": parts[0], "setting": parts[2],
+                           "human": scores["bt"]})
+    points = points.merge(summary[["codec", "setting", "bpp"]], on=["codec", "setting"], how="left")
+    unmatched = points.loc[points["bpp"].isna(), "method"].tolist()
+    notes = [f"study methods without a benchmark bitrate: {', '.join(unmatched)}"] if unmatched else []
+    return points, notes

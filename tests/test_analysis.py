@@ -1,0 +1,233 @@
+"""The analysis notebooks and ``python -m analysis.report``, on small results that the real
+benchmark (``benchmarks/run.py``) produces during the test run from Kodak crops, and on HiFiC's
+published user-study judgements."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from analysis import data, export, factors, figures, report, study
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_PATHS = sorted((REPO / "analysis").glob("*.ipynb"))
+CROP = 192  # MS-SSIM needs both sides of at least 161 pixels
+SETTINGS = {"jpeg": "q30,q70", "webp": "q30,q70", "bpg-x265": "qp40,qp30"}
+FAST_SCORES = {"n_orderings": 5, "n_bootstrap": 5}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory, kodak: Path) -> Path:
+    """Results of the real benchmark: three classical codecs, two settings each, on two
+    192x192 Kodak crops, with PSNR, MS-SSIM and LPIPS (no FID/KID: too few patches)."""
+    root = tmp_path_factory.mktemp("bench")
+    images = root / "images"
+    images.mkdir()
+    for name in ("kodim05", "kodim23"):
+        Image.open(kodak / f"{name}.png").convert("RGB").crop((256, 160, 256 + CROP, 160 + CROP)).save(
+            images / f"{name}.png")
+    cmd = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--codecs", ",".join(SETTINGS),
+           "--dataset", str(images), "--metrics", "psnr,msssim,lpips", "--out", str(root / "out"),
+           "--workers", "1"]
+    cmd += [arg for codec, values in SETTINGS.items() for arg in ("--settings", f"{codec}={values}")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root / "out"
+
+
+@pytest.fixture(scope="module")
+def published_scores(shared_data: Path) -> pd.DataFrame:
+    scores, notes = study.human_scores(shared_data / "hific_userstudy" / "userstudy.json", **FAST_SCORES)
+    assert notes == [] and scores is not None
+    return scores
+
+
+def broken_copy(bench: Path, target: Path, summary: pd.DataFrame) -> Path:
+    """A results directory with the real per-image and image tables and a changed summary."""
+    target.mkdir()
+    for name in ("per_image.csv", "images.csv"):
+        (target / name).write_bytes((bench / name).read_bytes())
+    summary.to_csv(target / "summary.csv", index=False)
+    return target
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    assert {p.stem for p in NOTEBOOK_PATHS} == set(report.NOTEBOOKS)
+    for path in NOTEBOOK_PATHS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.outputs == [] and c.execution_count is None for c in code), path.name
+        report.parameter_names(nb)  # every notebook declares its inputs in a "parameters" cell
+
+
+def test_benchmark_results_load_complete(bench: Path) -> None:
+    results = data.load_results(bench)
+    assert len(results.summary) == 6 and len(results.per_image) == 12
+    assert results.summary[["bpp", "psnr", "ms_ssim", "lpips"]].notna().all().all()
+    assert results.notes == ["fid is not computed for any method", "kid is not computed for any method"]
+    assert data.detect_dataset(results.images) == "kodak"
+
+
+def test_report_executes_every_notebook(bench: Path, shared_data: Path, tmp_path: Path) -> None:
+    """The command runs all four notebooks headless (failing on any failing cell), with a real
+    study database holding the published judgements, and writes one self-contained page plus
+    PNG/SVG copies of every figure."""
+    from study_app import study as study_app
+
+    judgements = study.load_study(shared_data / "hific_userstudy" / "userstudy.json")
+    handle = study_app.create_import_study(tmp_path / "studies", "imported")
+    study_app.import_judgements(handle, judgements)
+    out, static = tmp_path / "report.html", tmp_path / "static"
+    cmd = [sys.executable, "-m", "analysis.report", str(bench), "--study", str(handle.directory / "study.db"),
+           "--out", str(out), "--reference", "webp", "--baselines", "jpeg,bpg-x265", "--static-dir", str(static),
+           "--orderings", "5", "--bootstrap", "5"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = out.read_text(encoding="utf-8")
+    assert "<script src=" not in html and html.count('class="plotly-graph-div"') >= 6
+    for text in ("Rate-perception and rate-distortion (kodak)", "HiFiC (published)",
+                 "note: fid is not computed for any method",
+                 "note: study methods without a benchmark bitrate: ours_gan_high, ",  # the study's names
+                 "HiFiC-Mi (0.237 bpp)", "hific:HiFiC-Mi (0.237 bpp): bpg needs &gt;2.1x the bitrate"):
+        assert text in html, text
+    names = {p.name for p in static.iterdir()}
+    assert {"rate_perception.png", "rate_perception.svg", "bitrate_factors_metrics.png",
+            "user_study_paper.svg", "distortion_perception.png"} <= names
+    assert Image.open(static / "rate_perception.png").size[0] == 1100
+
+
+def test_notebooks_run_on_bad_results(bench: Path, tmp_path: Path) -> None:
+    """Missing column, one codec with a single point, NaN metrics, and an empty directory:
+    the notebooks print what is missing and still finish."""
+    summary = pd.read_csv(bench / "summary.csv").drop(columns=["lpips"])
+    summary = summary.drop(summary.index[(summary["codec"] == "jpeg")][1:])
+    summary.loc[summary["codec"] == "webp", "psnr"] = np.nan
+    broken = broken_copy(bench, tmp_path / "broken", summary)
+    nb = report.execute(report.ANALYSIS_DIR / "rate_perception.ipynb", {"results_dir": str(broken)}, 300)
+    text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "note: summary.csv lacks column(s) lpips: treated as not computed" in text
+    assert "note: psnr is not computed for webp:q30, webp:q70" in text
+    assert "note: single point (drawn as a marker, no curve): jpeg" in text
+    (tmp_path / "empty").mkdir()
+    nb = report.execute(report.ANALYSIS_DIR / "distortion_perception.ipynb",
+                        {"results_dir": str(tmp_path / "empty")}, 300)
+    text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "note: summary.csv is missing in" in text and "no results for hific, nogan" in text
+
+
+def test_rate_figure_draws_what_it_can(bench: Path) -> None:
+    summary = data.load_results(bench).summary
+    summary.loc[summary["codec"] == "jpeg", "lpips"] = np.nan
+    published, notes = data.load_published("kodak")
+    fig, notes = figures.rate_figure(summary, figures.RATE_METRICS, published)
+    annotations = [a.text for a in fig.layout.annotations]
+    assert "no FID values" in annotations and "no KID values" in annotations  # empty panels say why
+    lpips_traces = [t for t in fig.data if t.xaxis == "x3"]
+    assert {t.name for t in lpips_traces} == {"webp", "bpg-x265", "HiFiC (published)"}
+    stars = next(t for t in lpips_traces if t.name == "HiFiC (published)")
+    assert list(stars.y) == pytest.approx([0.0686, 0.0428, 0.0278], abs=1e-4)
+    assert list(stars.x) == pytest.approx([0.183, 0.351, 0.538], abs=1e-3)
+
+
+def test_results_with_bad_tables(tmp_path: Path) -> None:
+    (tmp_path / "summary.csv").write_text("codec,setting,n_images,bpp,psnr\njpeg,q30,2,0.5,oops\n")
+    (tmp_path / "per_image.csv").write_text(",".join(data.PER_IMAGE_COLUMNS) + "\n")
+    (tmp_path / "images.csv").write_bytes(b"\xff\xfe\x00garbage")
+    results = data.load_results(tmp_path)
+    assert "summary.csv lacks column(s) ms_ssim, lpips, fid, kid, n_patches: treated as not computed" in results.notes
+    assert "summary.csv: 1 non-numeric value(s) in column psnr treated as missing" in results.notes
+    assert "per_image.csv has no rows" in results.notes
+    assert any(n.startswith("images.csv is not a readable CSV") for n in results.notes)
+    assert "psnr is not computed for any method" in results.notes
+    fig, notes = figures.rate_figure(results.summary, ["psnr"])
+    assert [a.text for a in fig.layout.annotations] == ["PSNR (dB)", "no PSNR (dB) values"]
+    assert notes == ["single point (drawn as a marker, no curve): jpeg"]
+
+
+def test_factors_interpolate_along_the_baseline_curve(bench: Path) -> None:
+    summary = data.load_results(bench).summary
+    table, notes = factors.bitrate_factors(summary, "psnr", "webp", ["jpeg", "nothing"])
+    assert notes == ["no nothing points with psnr: no psnr factors against nothing"]
+    jpeg = summary[summary["codec"] == "jpeg"].sort_values("bpp")
+    for row in table.itertuples(index=False):
+        if row.bound == "=":  # jpeg's interpolated curve has webp's PSNR at the bitrate found
+            assert np.interp(row.baseline_bpp, jpeg["bpp"], jpeg["psnr"]) == pytest.approx(row.ref_value)
+        assert row.factor == pytest.approx(row.baseline_bpp / row.ref_bpp)
+    assert factors.bitrate_to_reach(np.array([0.1, 0.3]), np.array([0.2, 0.1]), 0.05, True) == (0.3, ">")
+    assert factors.bitrate_to_reach(np.array([0.1, 0.3]), np.array([0.2, 0.1]), 0.3, True) == (0.1, "<")
+    assert factors.bitrate_to_reach(np.array([0.1, 0.3]), np.array([0.2, 0.1]), 0.15, True) == (
+        pytest.approx(0.2), "=")
+
+
+def test_fig3_reproduction_orders_methods_as_the_paper(published_scores: pd.DataFrame) -> None:
+    bt = published_scores.set_index("method")["bt"]
+    assert bt.idxmax() == "ours_gan_high" and bt.idxmin() == "minnen_mse_low"
+    assert bt["ours_gan_med"] > bt["bpg_med_2_v2"]  # HiFiC-Mi (0.237 bpp) over BPG at 0.390 bpp
+    assert bt["ours_gan_med"] > bt[["minnen_mse_high", "minnen_mse_med", "minnen_mse_low"]].max()
+    assert bt["ours_gan_low"] > bt["ours_lpips_low"]  # the GAN beats no-GAN at the same rate
+    fig, notes = figures.study_figure(published_scores)
+    human = fig.data[0]
+    assert notes == [] and human.x[0] == "ours_gan_high" and human.y[0] == 0.0 and max(human.y) == 1.0
+    assert all(np.asarray(human.error_y.array) >= 0) and all(np.asarray(human.error_y.arrayminus) >= 0)
+
+
+def test_paper_bitrate_factors_from_human_scores(published_scores: pd.DataFrame) -> None:
+    """The paper's headline: HiFiC-Mi is preferred to BPG at 2.1x and to M&S at 1.7x its bitrate."""
+    table, notes = factors.bitrate_factors(study.published_points(published_scores), "human", "hific", ["bpg", "ms"])
+    mi = table[table["reference"] == "hific:HiFiC-Mi"].set_index("baseline")
+    assert notes == []
+    assert mi.loc["bpg", "bound"] == ">" and mi.loc["bpg", "factor"] == pytest.approx(0.504 / 0.237)
+    assert mi.loc["ms", "bound"] == ">" and mi.loc["ms", "factor"] == pytest.approx(0.405 / 0.237)
+    assert factors.factor_text(mi.loc["bpg"]) == ">2.1x"
+
+
+def test_study_metrics_next_to_human_scores(published_scores: pd.DataFrame) -> None:
+    metrics = pd.DataFrame({"lpips": [0.03, 0.05, np.nan], "fid": [np.nan] * 3},
+                           index=["ours_gan_high", "ours_gan_med", "bpg_med_2_v2"])
+    fig, notes = figures.study_figure(published_scores, metrics=metrics)
+    assert [t.name for t in fig.data] == ["human (inverted)", "LPIPS"]
+    assert notes[0] == "lpips is not known for " + ", ".join(
+        m for m in published_scores.sort_values("bt", ascending=False)["method"]
+        if m not in ("ours_gan_high", "ours_gan_med"))
+    assert notes[1] == "fid is not known for any study method: not drawn"
+
+
+def test_distortion_perception_variants(bench: Path) -> None:
+    summary = data.load_results(bench).summary.assign(codec="hific")
+    summary["setting"] = ["lo-beta0", "lo", "mi-beta0.05", "mi", "hi-beta0.3", "hi"]
+    fig, notes = figures.distortion_perception_figure(summary, ["hific"], x="psnr")
+    assert notes == ["fid is not computed: LPIPS drawn instead"]
+    assert [t.name for t in fig.data] == ["target hi", "target lo", "target mi"]
+    assert list(fig.data[1].customdata) == [0.0, 0.15] and list(fig.data[0].customdata) == [0.15, 0.3]
+
+
+def test_static_export_falls_back_to_html_without_browser(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-browser"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    fig, _ = figures.factors_figure(pd.DataFrame(columns=factors.FACTOR_COLUMNS))
+    written, notes = export.export_static(fig, tmp_path / "static", "empty")
+    assert [p.name for p in written] == ["empty.html"] and "plotly" in written[0].read_text()[:5000].lower()
+    assert notes == ["no Chrome/Chromium found (set BROWSER_PATH or install chromium): "
+                     "wrote empty.html instead of png/svg"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/nonexistent/results", "--out", "r.html"], "error: /nonexistent/results: no such results directory"),
+    (["{tmp}", "--out", "{tmp}/missing/r.html"], "error: {tmp}/missing: the output folder does not exist"),
+    (["{tmp}", "--study", "{tmp}/nope.db", "--out", "{tmp}/r.html"], "error: {tmp}/nope.db: no such file or directory"),
+    (["{tmp}", "--out", "{tmp}/r.html", "--bootstrap", "0"],
+     "error: --orderings, --bootstrap and --timeout must be at least 1"),
+])
+def test_report_refuses_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [a.format(tmp=tmp_path) for a in args]
+    done = subprocess.run([sys.executable, "-m", "analysis.report", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip() == message.format(tmp=tmp_path)
+    assert not (tmp_path / "r.html").exists()
