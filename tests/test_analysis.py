@@ -48,6 +48,17 @@ def published_scores(shared_data: Path) -> pd.DataFrame:
     return scores
 
 
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
+    """A real study database (the study app's) holding HiFiC's published judgements."""
+    from study_app import study as study_app
+
+    judgements = study.load_study(shared_data / "hific_userstudy" / "userstudy.json")
+    handle = study_app.create_import_study(tmp_path_factory.mktemp("studies"), "imported")
+    study_app.import_judgements(handle, judgements)
+    return handle
+
+
 def broken_copy(bench: Path, target: Path, summary: pd.DataFrame) -> Path:
     """A results directory with the real per-image and image tables and a changed summary."""
     target.mkdir()
@@ -75,17 +86,12 @@ def test_benchmark_results_load_complete(bench: Path) -> None:
     assert data.detect_dataset(results.images) == "kodak"
 
 
-def test_report_executes_every_notebook(bench: Path, shared_data: Path, tmp_path: Path) -> None:
+def test_report_executes_every_notebook(bench: Path, study_db, tmp_path: Path) -> None:
     """The command runs all four notebooks headless (failing on any failing cell), with a real
     study database holding the published judgements, and writes one self-contained page plus
     PNG/SVG copies of every figure."""
-    from study_app import study as study_app
-
-    judgements = study.load_study(shared_data / "hific_userstudy" / "userstudy.json")
-    handle = study_app.create_import_study(tmp_path / "studies", "imported")
-    study_app.import_judgements(handle, judgements)
     out, static = tmp_path / "report.html", tmp_path / "static"
-    cmd = [sys.executable, "-m", "analysis.report", str(bench), "--study", str(handle.directory / "study.db"),
+    cmd = [sys.executable, "-m", "analysis.report", str(bench), "--study", str(study_db.directory / "study.db"),
            "--out", str(out), "--reference", "webp", "--baselines", "jpeg,bpg-x265", "--static-dir", str(static),
            "--orderings", "5", "--bootstrap", "5"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -120,6 +126,34 @@ def test_notebooks_run_on_bad_results(bench: Path, tmp_path: Path) -> None:
                         {"results_dir": str(tmp_path / "empty")}, 300)
     text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "note: summary.csv is missing in" in text and "no results for hific, nogan" in text
+
+
+@pytest.mark.parametrize("name", ["rate_perception", "bitrate_factors", "user_study"])
+def test_notebooks_run_with_their_default_parameters(name: str, shared_data: Path) -> None:
+    """Opened and run as they are (no results given), they say so and still draw."""
+    nb = report.execute(report.ANALYSIS_DIR / f"{name}.ipynb", {}, 300)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert "note: no results directory was given: no benchmark results to draw" in outputs[0]["text"]
+    assert any(report.PLOTLY_MIME in o.get("data", {}) for o in outputs)
+
+
+def test_study_export_scores_like_the_database(study_db, tmp_path: Path) -> None:
+    """The app's CSV export and its database give the same scores; excluded raters count in neither."""
+    from study_app import study as study_app
+
+    raters = study_app.rater_summary(study_db)
+    study_app.set_excluded(study_db, int(raters["rater_id"].iloc[0]), True)
+    try:
+        export, rows = tmp_path / "judgements.csv", study_app.judgements(study_db)
+        export.write_bytes(study_app.export_bytes(rows, "csv"))
+        from_db, notes_db = study.human_scores(study_db.directory / "study.db", **FAST_SCORES)
+        from_csv, notes_csv = study.human_scores(export, **FAST_SCORES)
+    finally:
+        study_app.set_excluded(study_db, int(raters["rater_id"].iloc[0]), False)
+    assert notes_db == notes_csv == []
+    kept = rows[~rows["excluded"] & (rows["winner"] != rows["loser"])]  # self-comparisons carry nothing
+    assert len(kept) < len(rows) - 300 and from_db["n"].sum() == 2 * len(kept)
+    pd.testing.assert_frame_equal(from_db, from_csv)
 
 
 def test_rate_figure_draws_what_it_can(bench: Path) -> None:
