@@ -92,12 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the models that load on this machine")
     p.set_defaults(func=cmd_models)
 
-    try:
-        from hific.train.cli import add_train_parser
-    except ImportError:  # the trainer is optional at import time only while it is being developed
-        add_train_parser = None
-    if add_train_parser is not None:
-        add_train_parser(sub)
+    from hific.train.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

@@ -127,16 +127,15 @@ class TrainConfig:
     warmup_target_factor: float = 0.20 / 0.14
     downscale: tuple[float, float] = (0.75, 0.95)
     log_every: int = 100
-    val_every: int = 5_000
+    val_every: int = 5_000              # validation and an image snapshot of reconstructions
     ckpt_every: int = 1_000
-    snapshot_every: int = 5_000
     max_bad_steps: int = 20              # consecutive non-finite losses before the run stops
     seed: int = 0
 
     @property
     def boundaries(self) -> tuple[str, ...]:
         """Fields that are step counts and scale with the run's length."""
-        return ("lr_decay_step", "warmup_steps", "log_every", "val_every", "ckpt_every", "snapshot_every")
+        return ("lr_decay_step", "warmup_steps", "log_every", "val_every", "ckpt_every")
 
     def scaled(self, steps: int) -> "TrainConfig":
         """The same schedule for a run of ``steps`` steps: every boundary moves proportionally (at least 1)."""

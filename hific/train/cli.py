@@ -1,0 +1,89 @@
+"""``hific train``: train HiFiC, "no GAN" or M&S from a preset of :data:`hific.config.TRAIN_CONFIGS`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from hific.config import TRAIN_CONFIGS, TrainConfig, train_config
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand to the ``hific`` command's subparsers."""
+    p = sub.add_parser("train", help="train a model (HiFiC stage 1/2, M&S) from a preset",
+                       description=__doc__ + f" Presets: {', '.join(TRAIN_CONFIGS)}.")
+    p.add_argument("--config", "-c", required=True, choices=sorted(TRAIN_CONFIGS), metavar="NAME",
+                   help="training preset: hific-/nogan-/ms-{lo,mi,hi}, '-paper' suffix for the paper's widths")
+    p.add_argument("--data", nargs="+", type=Path, help="folder(s) of training images (searched recursively)")
+    p.add_argument("--run-dir", type=Path, help="checkpoints, logs, snapshots (default runs/<config>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--init", type=Path, help="stage-1 training checkpoint to start stage 2 from "
+                                              "(default runs/<init config>/last.pt)")
+    p.add_argument("--steps", type=int, help="run length; the schedule's boundaries scale with it")
+    p.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
+    p.add_argument("--crop", type=int, help="training crop size (multiple of 64)")
+    p.add_argument("--lambda-b", type=float, help="rate weight below the target (default 2^-6, official)")
+    p.add_argument("--lr", type=float, help="learning rate of E, G, P and D (default 1e-4, official)")
+    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (after scaling)")
+    p.add_argument("--val-every", type=int, help="steps between validations and snapshots (after scaling)")
+    p.add_argument("--val", type=Path, help="folder of held-out validation images")
+    p.add_argument("--val-count", type=int, default=4, help="how many of the --val images to use")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    p.add_argument("--export", type=Path, metavar="PT",
+                   help="do not train: write the run's inference checkpoint (float16) to PT")
+    p.set_defaults(func=cmd_train)
+
+
+def _overrides(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    from hific.train.trainer import TrainingError
+
+    if args.steps is not None:
+        if args.steps < 1:
+            raise TrainingError("--steps must be positive")
+        cfg = cfg.scaled(args.steps)
+    if args.crop is not None and (args.crop < 64 or args.crop % 64):
+        raise TrainingError(f"--crop {args.crop}: must be a positive multiple of 64")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise TrainingError("--batch-size must be positive")
+    kw = {"batch_size": args.batch_size, "crop": args.crop, "lambda_b": args.lambda_b, "lr": args.lr,
+          "ckpt_every": args.ckpt_every, "val_every": args.val_every}
+    return dataclasses.replace(cfg, **{k: v for k, v in kw.items() if v is not None})
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train (or resume, or export) the run of ``--config`` in ``--run-dir``."""
+    import torch
+
+    from hific.train.data import list_images
+    from hific.train.trainer import CHECKPOINT, Trainer, TrainingError, export, read_training_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_dir = args.run_dir or Path("runs") / args.config
+    ckpt = run_dir / CHECKPOINT
+    if args.export is not None:
+        path = export(ckpt, args.export, args.config)
+        print(f"{path}: inference checkpoint of {args.config} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
+    if not args.data:
+        raise TrainingError("--data: give at least one folder of training images")
+    if args.resume:
+        cfg = _overrides(TrainConfig.from_dict(read_training_checkpoint(ckpt)["config"]), args)
+    else:
+        if ckpt.exists():
+            raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or another --run-dir")
+        cfg = _overrides(train_config(args.config), args)
+    init = None
+    if cfg.init_from and not args.resume:
+        init = args.init or run_dir.parent / cfg.init_from / CHECKPOINT
+        if not init.exists():
+            raise TrainingError(f"stage 2 starts from a stage-1 run: {init} does not exist "
+                                f"(train --config {cfg.init_from} first, or pass --init)")
+    val = list_images([args.val])[: args.val_count] if args.val else None
+    trainer = Trainer(cfg, args.data, run_dir, device=args.device, val_files=val, init=init, workers=args.workers)
+    if args.resume:
+        trainer.resume(ckpt)
+    trainer.fit()
+    print(f"{run_dir}: {cfg.name} at step {trainer.step} of {cfg.steps} ({trainer.wall_s / 3600:.2f} h)")

@@ -1,0 +1,439 @@
+"""The trainer: HiFiC stage 1 ("no GAN") and stage 2 (with D), and the M&S baseline, with one loop.
+
+Per step (paper Sec. 3; official code models/hific/model.py): one update of E, G, P on the first half
+of the batch, one update of the entropy bottleneck's auxiliary loss with its own optimiser, and, in
+stage 2, one update of D on the second half of the batch (its own sub-batch). Checkpoints hold
+weights, optimisers, step, RNG state and wall time, so ``resume`` continues exactly.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import platform
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from hific.config import MS_WIDTHS, TrainConfig, model_config, train_config
+from hific.discriminator import Discriminator
+from hific.errors import HificError
+from hific.image_io import atomic_write_bytes, write_png
+from hific.model import HiFiC
+from hific.train import losses, rate_control
+from hific.train.data import CropDataset, StepSampler, list_images, load_validation
+
+CHECKPOINT = "last.pt"
+LOG_FIELDS = ("step", "wall_s", "loss", "bpp", "bpp_q", "rate_weight", "mse", "psnr", "lpips", "g_gan",
+              "d_loss", "aux", "lr", "skipped")
+VAL_FIELDS = ("step", "bpp", "psnr", "lpips")
+
+
+class TrainingError(HificError):
+    """A training run cannot start or cannot go on (bad data, diverged losses, missing stage-1 run)."""
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: no CUDA GPU is visible to PyTorch")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise TrainingError(f"--device {name}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) under torchrun (WORLD_SIZE > 1: one process per GPU), else (0, 1, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), world, device
+
+
+def build_codec_model(cfg: TrainConfig) -> nn.Module:
+    """The untrained codec of a training configuration: HiFiC (E, G, P) or CompressAI's M&S."""
+    if cfg.kind == "hific":
+        return HiFiC(model_config(cfg.model))
+    if cfg.kind == "ms":
+        from compressai.models import MeanScaleHyperprior
+
+        return MeanScaleHyperprior(*MS_WIDTHS[cfg.model])
+    raise TrainingError(f"unknown model kind {cfg.kind!r} in training configuration {cfg.name!r}")
+
+
+def is_aux(name: str) -> bool:
+    """Parameters of the auxiliary loss: the entropy bottleneck's quantiles (CompressAI's convention)."""
+    return name.endswith("quantiles")
+
+
+def _save_atomic(blob: dict, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_training_checkpoint(path: Path) -> dict:
+    """A training checkpoint written by :meth:`Trainer.save`; one clear error when unusable."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f"{path}: no such training checkpoint") from None
+    except Exception as e:  # pickle/zip errors come in many types
+        raise TrainingError(f"{path}: not a readable training checkpoint ({type(e).__name__})") from None
+    if not isinstance(blob, dict) or "model" not in blob or "step" not in blob:
+        raise TrainingError(f"{path}: not a hific training checkpoint")
+    return blob
+
+
+def _append_csv(path: Path, fields: tuple[str, ...], row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def truncate_csv(path: Path, step: int) -> None:
+    """Drop the rows logged after ``step`` (a resumed run logs them again), rewriting the file atomically."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    buf = io.StringIO()
+    csv.writer(buf).writerows(kept)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def psnr(mse_255: float) -> float:
+    """PSNR in dB from the MSE on the 0-255 scale."""
+    return 10 * math.log10(255.0 ** 2 / max(mse_255, 1e-10))
+
+
+class Trainer:
+    """One training run in ``run_dir`` for the configuration ``cfg`` on the images in ``data``."""
+
+    def __init__(self, cfg: TrainConfig, data: list[str | Path], run_dir: str | Path, device: str = "auto",
+                 val_files: list[Path] | None = None, init: str | Path | None = None, workers: int = 0,
+                 lpips_net: nn.Module | None = None, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.rank, self.world, self.device = setup_distributed(pick_device(device))
+        if cfg.batch_size % self.world:
+            raise TrainingError(f"batch size {cfg.batch_size} is not divisible by {self.world} processes")
+        self.local_batch = cfg.batch_size // self.world
+        if cfg.gan and self.local_batch < 2:
+            raise TrainingError("stage 2 needs a batch of at least 2 per process (G and D take one half each)")
+        self.files = list_images(data)
+        self.data_dirs = [str(d) for d in data]
+        self.workers, self.progress = workers, progress and self.rank == 0
+        self.model = build_codec_model(cfg).to(self.device)
+        self.disc = Discriminator(self.model.config).to(self.device) if cfg.gan else None
+        if cfg.kind == "hific":
+            if lpips_net is None:
+                from hific.weights import lpips_network
+
+                lpips_net = lpips_network(net="alex")
+            self.lpips = lpips_net.to(self.device).eval().requires_grad_(False)
+        else:
+            from compressai.losses import RateDistortionLoss
+
+            self.lpips = None
+            self.rd_loss = RateDistortionLoss(lmbda=cfg.ms_lambda)
+        named = list(self.model.named_parameters())
+        self.opt = torch.optim.Adam([p for n, p in named if not is_aux(n)], lr=cfg.lr)
+        self.aux_opt = torch.optim.Adam([p for n, p in named if is_aux(n)], lr=cfg.aux_lr)
+        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr) if self.disc is not None else None
+        self.step, self.bad_steps, self.wall_s = 0, 0, 0.0
+        self.val = load_validation(val_files, min(256, cfg.crop * 2)).to(self.device) if val_files else None
+        if init is not None:
+            self.init_from(Path(init))
+        self.net, self.dnet = self._wrap(self.model), self._wrap(self.disc)
+
+    # --- distributed --------------------------------------------------------------------------------------
+    def _wrap(self, module: nn.Module | None) -> nn.Module | None:
+        if module is None or self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+
+    def _average_aux_grads(self) -> None:
+        """The auxiliary loss is computed outside DDP's forward; average its gradients by hand."""
+        if self.world == 1:
+            return
+        for group in self.aux_opt.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world
+
+    def _autocast(self):
+        """bf16 autocast on GPU; full precision on CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    # --- losses -------------------------------------------------------------------------------------------
+    def generator_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every term of L_EGP for the batch x (paper Eq. 4), plus the total ``loss`` and monitoring values."""
+        cfg = self.cfg
+        n_pix = x.shape[0] * x.shape[-2] * x.shape[-1]
+        with self._autocast():
+            if cfg.kind == "ms":
+                out = self.net(x)
+                rd = self.rd_loss(out, x)
+                mse = rd["mse_loss"] * 255.0 ** 2
+                return {"loss": rd["loss"], "rate": rd["bpp_loss"], "mse": mse, "bpp_q": rd["bpp_loss"].detach()}
+            out = self.net(x)
+            x_hat = out.x_hat.float()
+            rate = losses.bpp(tuple(t.float() for t in out.likelihoods), n_pix)
+            bpp_q = losses.bpp(tuple(t.float() for t in out.likelihoods_q), n_pix).detach()
+            terms = {"rate": rate, "mse": losses.mse_255(x, x_hat), "lpips": losses.lpips_loss(self.lpips, x, x_hat),
+                     "bpp_q": bpp_q,
+                     "rate_weight": torch.tensor(rate_control.rate_weight(cfg, self.step, float(bpp_q)))}
+            loss = terms["rate_weight"] * rate + cfg.k_m * terms["mse"] + cfg.k_p * terms["lpips"]
+            if self.dnet is not None:
+                terms["g_gan"] = losses.generator_gan_loss(self.dnet(out.x_hat, out.y).float())
+                loss = loss + cfg.beta * terms["g_gan"]
+        terms["loss"] = loss
+        return terms
+
+    def discriminator_term(self, x: torch.Tensor) -> torch.Tensor:
+        """D's loss on (x, y) against (x', y) for a batch; E, G, P run without gradients (paper Eq. 5)."""
+        with torch.no_grad(), self._autocast():
+            out = self.net(x)
+        with self._autocast():
+            real = self.dnet(x, out.y)
+            fake = self.dnet(out.x_hat.detach(), out.y)
+        return losses.discriminator_loss(real.float(), fake.float())
+
+    # --- one step -----------------------------------------------------------------------------------------
+    def _set_lr(self) -> float:
+        lr = rate_control.learning_rate(self.cfg, self.step)
+        for opt in (self.opt, self.d_opt):
+            for group in (opt.param_groups if opt is not None else []):
+                group["lr"] = lr
+        for group in self.aux_opt.param_groups:
+            group["lr"] = rate_control.learning_rate(self.cfg, self.step, self.cfg.aux_lr)
+        return lr
+
+    def _apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> bool:
+        """Back-propagate and step unless the loss or a gradient is NaN/Inf; True when applied."""
+        opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return False
+        loss.backward()
+        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        if not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, math.inf)):
+            opt.zero_grad(set_to_none=True)
+            return False
+        opt.step()
+        return True
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, float]:
+        """One step of E, G, P (+ aux, + D in stage 2); a step with a non-finite loss is skipped entirely.
+
+        Returns the logged values; ``step`` is the number of steps done after this one.
+        """
+        batch = batch.to(self.device, non_blocking=True)
+        self.model.train()
+        lr = self._set_lr()
+        x_g, x_d = batch.chunk(2) if self.dnet is not None else (batch, None)
+        terms = self.generator_terms(x_g)
+        ok = self._apply(terms["loss"], self.opt)
+        log = {k: float(v.detach()) for k, v in terms.items()}
+        if ok:
+            aux = self.model.aux_loss() if self.cfg.kind == "ms" else self.model.prior.aux_loss()
+            self.aux_opt.zero_grad(set_to_none=True)
+            aux.backward()
+            self._average_aux_grads()
+            self.aux_opt.step()
+            log["aux"] = float(aux.detach())
+        if ok and self.dnet is not None:
+            d_loss = self.discriminator_term(x_d)
+            ok = self._apply(d_loss, self.d_opt)
+            log["d_loss"] = float(d_loss.detach())
+        self.bad_steps = 0 if ok else self.bad_steps + 1
+        if not ok:
+            tqdm.write(f"hific train: step {self.step}: non-finite loss or gradient ({log.get('loss')}), step skipped")
+            if self.bad_steps >= self.cfg.max_bad_steps:
+                raise TrainingError(f"{self.bad_steps} consecutive steps with NaN/Inf losses at step {self.step}; "
+                                    f"the run stops (last good checkpoint: {self.run_dir / CHECKPOINT})")
+        self.step += 1
+        log.update(step=self.step, lr=lr, skipped=int(not ok), bpp=log.pop("rate"), psnr=psnr(log["mse"]))
+        return log
+
+    # --- checkpoints --------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        """Everything needed to continue exactly: weights, optimisers, step, RNG state, wall time."""
+        blob = {"config": self.cfg.to_dict(), "step": self.step, "wall_s": self.wall_s, "bad_steps": self.bad_steps,
+                "data": self.data_dirs, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "aux_opt": self.aux_opt.state_dict(), "rng_cpu": torch.get_rng_state(),
+                "hardware": hardware(self.device, self.world)}
+        if self.device.type == "cuda":
+            blob["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.disc is not None:
+            blob["disc"], blob["d_opt"] = self.disc.state_dict(), self.d_opt.state_dict()
+        return blob
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the training checkpoint atomically (rank 0 only under torchrun)."""
+        path = path or self.run_dir / CHECKPOINT
+        if self.rank == 0:
+            _save_atomic(self.state(), path)
+        return path
+
+    def resume(self, path: Path | None = None) -> None:
+        """Continue from a training checkpoint of the same configuration."""
+        path = path or self.run_dir / CHECKPOINT
+        blob = read_training_checkpoint(path)
+        if blob["config"]["name"] != self.cfg.name or blob["config"]["kind"] != self.cfg.kind:
+            raise TrainingError(f"{path} is a checkpoint of {blob['config']['name']!r}, not of {self.cfg.name!r}")
+        self.model.load_state_dict(blob["model"])
+        self.opt.load_state_dict(blob["opt"])
+        self.aux_opt.load_state_dict(blob["aux_opt"])
+        if self.disc is not None:
+            self.disc.load_state_dict(blob["disc"])
+            self.d_opt.load_state_dict(blob["d_opt"])
+        self.step, self.wall_s, self.bad_steps = blob["step"], blob["wall_s"], blob["bad_steps"]
+        torch.set_rng_state(blob["rng_cpu"])
+        if "rng_cuda" in blob and self.device.type == "cuda":
+            torch.cuda.set_rng_state(blob["rng_cuda"], self.device)
+
+    def init_from(self, path: Path) -> None:
+        """Stage 2 starts from a stage-1 run: its E, G, P weights (not its optimisers or step)."""
+        blob = read_training_checkpoint(path)
+        if blob["config"]["kind"] != self.cfg.kind or blob["config"]["model"] != self.cfg.model:
+            raise TrainingError(f"{path}: a {blob['config']['model']} {blob['config']['kind']} run cannot "
+                                f"initialise {self.cfg.name!r}")
+        self.model.load_state_dict(blob["model"])
+
+    # --- validation ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """bpp (the model's estimate for the quantised latents), PSNR and LPIPS on the held-out images."""
+        self.model.eval()
+        rows = []
+        for x in self.val.split(1):
+            with self._autocast():
+                out = self.model(x)
+            if self.cfg.kind == "ms":
+                x_hat, lik = out["x_hat"], tuple(out["likelihoods"].values())
+            else:
+                x_hat, lik = out.x_hat, out.likelihoods_q
+            x_hat = x_hat.float().clamp(0, 1)
+            x8, r8 = (x * 255).round(), (x_hat * 255).round()
+            row = {"bpp": float(losses.bpp(tuple(t.float() for t in lik), x.shape[-2] * x.shape[-1])),
+                   "psnr": psnr(float(((x8 - r8) ** 2).mean())), "x_hat": x_hat}
+            if self.lpips is not None:
+                row["lpips"] = float(losses.lpips_loss(self.lpips, x, x_hat))
+            rows.append(row)
+        self.model.train()
+        self._snapshot(torch.cat([r.pop("x_hat") for r in rows[:2]]))
+        return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+
+    def _snapshot(self, x_hat: torch.Tensor) -> None:
+        """Originals (top row) and reconstructions (bottom row) as a PNG in snapshots/."""
+        if self.rank != 0:
+            return
+        grid = torch.cat([torch.cat(list(self.val[: len(x_hat)]), dim=2), torch.cat(list(x_hat), dim=2)], dim=1)
+        rgb = grid.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
+        write_png(self.run_dir / "snapshots" / f"step_{self.step:07d}.png", rgb)
+
+    # --- the loop -----------------------------------------------------------------------------------------
+    def _loader(self) -> torch.utils.data.DataLoader:
+        cfg = self.cfg
+        dataset = CropDataset(self.files, cfg.crop, cfg.downscale, cfg.seed)
+        sampler = StepSampler(self.step, cfg.steps, self.local_batch, self.rank, self.world)
+        return torch.utils.data.DataLoader(dataset, batch_size=self.local_batch, sampler=sampler,
+                                           num_workers=self.workers, pin_memory=self.device.type == "cuda",
+                                           persistent_workers=self.workers > 0,
+                                           # its own generator: the loader must not draw from the global RNG
+                                           generator=torch.Generator().manual_seed(cfg.seed))
+
+    def fit(self) -> None:
+        """Train until ``cfg.steps``, logging (CSV, TensorBoard), validating and checkpointing on the way."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log_csv, val_csv = self.run_dir / "log.csv", self.run_dir / "val.csv"
+        writer = None
+        if self.rank == 0:
+            truncate_csv(log_csv, self.step)
+            truncate_csv(val_csv, self.step)
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.name, unit="step", disable=not self.progress,
+                   dynamic_ncols=True)
+        t0 = time.perf_counter()
+        try:
+            for batch in self._loader():
+                log = self.train_step(batch)
+                now = time.perf_counter()
+                self.wall_s, t0 = self.wall_s + now - t0, now
+                bar.update(1)
+                bar.set_postfix({k: f"{log[k]:.4g}" for k in ("loss", "bpp", "lpips", "psnr") if k in log})
+                if self.rank != 0:
+                    continue
+                if log["step"] % cfg.log_every == 0 or self.step == cfg.steps:
+                    log["wall_s"] = self.wall_s
+                    _append_csv(log_csv, LOG_FIELDS, log)
+                    for k, v in log.items():
+                        if k not in ("step", "wall_s"):
+                            writer.add_scalar(f"train/{k}", v, log["step"])
+                if self.val is not None and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+                    val = self.validate()
+                    _append_csv(val_csv, VAL_FIELDS, {"step": self.step, **val})
+                    for k, v in val.items():
+                        writer.add_scalar(f"val/{k}", v, self.step)
+                    tqdm.write(f"{cfg.name} step {self.step}: validation "
+                               + ", ".join(f"{k} {v:.4g}" for k, v in val.items()))
+                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                    self.save()
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+
+
+def hardware(device: torch.device, world: int = 1) -> str:
+    """A one-line description of where the run happens (for the model card)."""
+    if device.type == "cuda":
+        return f"{world} x {torch.cuda.get_device_name(device)}"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> Path:
+    """Write the inference checkpoint (float16, :func:`hific.zoo.save_checkpoint`) of a training checkpoint."""
+    from hific.zoo import save_checkpoint
+
+    blob = read_training_checkpoint(Path(checkpoint))
+    cfg = TrainConfig.from_dict(blob["config"])
+    model = build_codec_model(cfg)
+    model.load_state_dict(blob["model"])
+    model.update(force=True)
+    meta = {"train_config": cfg.to_dict(), "steps": blob["step"], "wall_s": round(blob["wall_s"], 1),
+            "data": blob["data"], "hardware": blob["hardware"]}
+    return save_checkpoint(model.eval(), out, name or cfg.name, meta)
+
+
+def run_dir_for(name: str, root: str | Path = "runs") -> Path:
+    """Where a configuration's run lives by default: runs/<name>/."""
+    return Path(root) / train_config(name).name

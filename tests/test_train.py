@@ -1,0 +1,184 @@
+"""The trainer on real data: gradients reach the right networks, the loss falls, lambda' switches at r_t,
+resume is exact, NaN steps are skipped, and the CLI trains, resumes and exports real checkpoints."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hific.cli import main
+from hific.config import TrainConfig, train_config
+from hific.train import rate_control
+from hific.train.data import CropDataset, StepSampler, list_images, random_crop
+from hific.train.trainer import Trainer, TrainingError
+
+def tiny(name: str, **kw) -> TrainConfig:
+    """A preset shrunk for CPU tests: 64x64 crops, batch 2, a few steps."""
+    return dataclasses.replace(train_config(name).scaled(kw.pop("steps", 4)), crop=64, batch_size=2, **kw)
+
+
+@pytest.fixture(scope="module")
+def train_dir(shared_data: Path) -> Path:
+    return shared_data / "bsds500" / "val"
+
+
+@pytest.fixture(scope="module")
+def lpips_net():
+    from hific.weights import lpips_network
+
+    return lpips_network(net="alex")
+
+
+@pytest.fixture(scope="module")
+def batch(train_dir: Path) -> torch.Tensor:
+    ds = CropDataset(list_images([train_dir]), 64, (0.75, 0.95), seed=0)
+    return torch.stack([ds[0], ds[1]])
+
+
+def make(cfg: TrainConfig, train_dir: Path, lpips_net, tmp_path: Path, **kw) -> Trainer:
+    torch.manual_seed(0)
+    return Trainer(cfg, [train_dir], tmp_path / "run", device="cpu", lpips_net=lpips_net, progress=False, **kw)
+
+
+def grads_of(module: torch.nn.Module) -> bool:
+    """True when some parameter of the module holds a non-zero gradient."""
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_each_loss_term_reaches_exactly_its_networks(train_dir, lpips_net, batch, tmp_path):
+    t = make(tiny("hific-lo"), train_dir, lpips_net, tmp_path)
+    m = t.model
+    expected = {  # term -> (encoder, generator, hyper-analysis, scale branch of P)
+        "rate": (True, False, True, True),
+        "mse": (True, True, False, False),
+        "lpips": (True, True, False, False),
+        "g_gan": (True, True, False, False),
+    }
+    for term, want in expected.items():
+        m.zero_grad(set_to_none=True)
+        t.generator_terms(batch[:1])[term].backward()
+        got = (grads_of(m.encoder), grads_of(m.generator), grads_of(m.prior.h_a), grads_of(m.prior.h_s_scales))
+        assert got == want, term
+    m.zero_grad(set_to_none=True)
+    t.disc.zero_grad(set_to_none=True)
+    t.discriminator_term(batch[1:]).backward()
+    assert grads_of(t.disc)
+    assert not any(p.grad is not None for p in m.parameters()), "D's loss must not move E, G or P"
+
+
+def test_overfitting_one_batch_lowers_the_loss(train_dir, lpips_net, batch, tmp_path):
+    t = make(dataclasses.replace(tiny("nogan-lo", steps=15), lr=3e-3, warmup_steps=0), train_dir, lpips_net, tmp_path)
+    losses = [t.train_step(batch[:1])["loss"] for _ in range(15)]
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3])
+
+
+def test_rate_weight_switches_at_the_target():
+    cfg = train_config("hific-lo").scaled(1000)
+    assert cfg.warmup_steps == 50 and cfg.lr_decay_step == 500
+    after = cfg.warmup_steps
+    assert rate_control.rate_weight(cfg, after, 0.15) == cfg.lambda_a == 2.0
+    assert rate_control.rate_weight(cfg, after, 0.13) == cfg.lambda_b == 2.0 ** -6
+    # warm-up: weights halved and the target raised to 0.20 bpp
+    assert rate_control.rate_weight(cfg, 0, 0.15) == 0.5 * cfg.lambda_b
+    assert rate_control.rate_weight(cfg, 0, 0.21) == 0.5 * cfg.lambda_a
+    assert rate_control.learning_rate(cfg, 499) == 1e-4 and rate_control.learning_rate(cfg, 500) == pytest.approx(1e-5)
+
+
+def test_trainer_switches_lambda_on_the_real_bpp_estimate(train_dir, lpips_net, batch, tmp_path):
+    for target, want in ((1e-3, "lambda_a"), (1e3, "lambda_b")):
+        cfg = tiny("nogan-hi", target_bpp=target, warmup_steps=0)
+        terms = make(cfg, train_dir, lpips_net, tmp_path).generator_terms(batch)
+        assert float(terms["rate_weight"]) == getattr(cfg, want)
+
+
+def test_resume_continues_exactly(train_dir, lpips_net, tmp_path):
+    cfg = tiny("hific-lo", steps=4)
+    a = make(cfg, train_dir, lpips_net, tmp_path)
+    logs_a = []
+    for i, b in enumerate(a._loader()):
+        if i == 2:
+            a.save(tmp_path / "at2.pt")
+        logs_a.append(a.train_step(b))
+    b_ = make(cfg, train_dir, lpips_net, tmp_path / "b")
+    b_.resume(tmp_path / "at2.pt")
+    logs_b = [b_.train_step(x) for x in b_._loader()]
+    assert b_.step == a.step == 4
+    assert [log["loss"] for log in logs_b] == [log["loss"] for log in logs_a[2:]]
+    for (k, va), vb in zip(a.model.state_dict().items(), b_.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    for va, vb in zip(a.disc.state_dict().values(), b_.disc.state_dict().values()):
+        assert torch.equal(va, vb)
+
+
+def test_nan_steps_are_skipped_then_the_run_stops(train_dir, lpips_net, batch, tmp_path):
+    t = make(dataclasses.replace(tiny("nogan-lo"), max_bad_steps=2), train_dir, lpips_net, tmp_path)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    bad = batch.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    assert t.train_step(bad)["skipped"] == 1
+    assert all(torch.equal(before[k], v) for k, v in t.model.state_dict().items())
+    with pytest.raises(TrainingError, match="consecutive steps with NaN"):
+        t.train_step(bad)
+
+
+def test_crops_are_deterministic_and_small_images_are_handled():
+    rng = np.random.default_rng(0)
+    small = (rng.random((40, 30, 3)) * 255).astype(np.uint8)
+    assert random_crop(small, 64, (0.75, 0.95), np.random.default_rng(1)).shape == (64, 64, 3)
+    big = (rng.random((300, 200, 3)) * 255).astype(np.uint8)
+    a = random_crop(big, 128, (0.75, 0.95), np.random.default_rng(5))
+    assert np.array_equal(a, random_crop(big, 128, (0.75, 0.95), np.random.default_rng(5)))
+    assert list(StepSampler(3, 5, 2, rank=1, world=2)) == [14, 15, 18, 19]
+
+
+def hific_cli(capsys, *args: str) -> tuple[int, str]:
+    """(exit status, stderr) of the ``hific`` command run in this process."""
+    capsys.readouterr()
+    rc = main(list(args))
+    return rc, capsys.readouterr().err
+
+
+def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, capsys):
+    import hific
+
+    run = tmp_path / "ms-lo"
+    common = ["train", "--config", "ms-lo", "--data", str(shared_data / "bsds500" / "val"), "--run-dir", str(run),
+              "--crop", "64", "--batch-size", "2", "--threads", "1", "--val", str(shared_data / "bsds500" / "val"),
+              "--val-count", "1", "--device", "cpu"]
+    assert hific_cli(capsys, *common, "--steps", "2")[0] == 0
+    assert hific_cli(capsys, *common, "--steps", "3", "--resume")[0] == 0
+    steps = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3"]
+    assert len(list((run / "snapshots").glob("*.png"))) >= 1 and (run / "tb").is_dir()
+    out = tmp_path / "ms-lo.pt"
+    assert hific_cli(capsys, *common[:3], "--run-dir", str(run), "--export", str(out))[0] == 0
+    codec = hific.load(out)
+    assert codec.metadata["steps"] == 3
+    img = np.asarray(__import__("PIL.Image").Image.open(shared_data / "kodak" / "kodim23.png"))[:64, :64]
+    assert codec.decompress(codec.compress(img)).shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "nogan-lo", "--data", "/nonexistent"], "not a folder of training images"),
+    (["--config", "hific-lo", "--data", "."], "stage 2 starts from a stage-1 run"),
+    (["--config", "nogan-lo", "--data", ".", "--crop", "100"], "multiple of 64"),
+    (["--config", "nogan-lo", "--data", ".", "--resume"], "no such training checkpoint"),
+    (["--config", "nogan-lo"], "give at least one folder"),
+])
+def test_cli_bad_input_is_one_line(args, message, tmp_path, capsys):
+    rc, err = hific_cli(capsys, "train", "--run-dir", str(tmp_path / "r"), *args)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_existing_run_is_not_overwritten(shared_data, tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    shutil.copyfile(shared_data / "kodak" / "kodim01.png", run / "last.pt")
+    rc, err = hific_cli(capsys, "train", "--config", "nogan-lo", "--data", ".", "--run-dir", str(run))
+    assert rc == 2 and "pass --resume" in err
+    rc, err = hific_cli(capsys, "train", "--config", "nogan-lo", "--data", ".", "--run-dir", str(run), "--resume")
+    assert rc == 2 and "not a readable training checkpoint" in err
