@@ -81,7 +81,8 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     """Load learned weights (float) and switch to eval mode (the Codec rebuilds the entropy-coder tables)."""
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if not k.endswith(_DERIVED)}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    # nn.Module's method: CompressAI's override insists on the derived tables that checkpoints leave out.
+    missing, unexpected = nn.Module.load_state_dict(model, state, strict=False)
     missing = [k for k in missing if not k.endswith(_DERIVED)]
     if missing or unexpected:
         raise ModelNotFoundError(f"checkpoint does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
