@@ -86,4 +86,5 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         trainer.resume(ckpt)
     trainer.fit()
-    print(f"{run_dir}: {cfg.name} at step {trainer.step} of {cfg.steps} ({trainer.wall_s / 3600:.2f} h)")
+    if trainer.rank == 0:
+        print(f"{run_dir}: {cfg.name} at step {trainer.step} of {cfg.steps} ({trainer.wall_s / 3600:.2f} h)")

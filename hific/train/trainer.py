@@ -184,6 +184,13 @@ class Trainer:
                     dist.all_reduce(p.grad)
                     p.grad /= self.world
 
+    def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """The batch-wide mean of a per-process scalar (lambda' looks at the whole batch's bpp estimate)."""
+        if self.world > 1:
+            dist.all_reduce(value)
+            value = value / self.world
+        return value
+
     def _autocast(self):
         """bf16 autocast on GPU; full precision on CPU."""
         if self.device.type == "cuda":
@@ -204,7 +211,7 @@ class Trainer:
             out = self.net(x)
             x_hat = out.x_hat.float()
             rate = losses.bpp(tuple(t.float() for t in out.likelihoods), n_pix)
-            bpp_q = losses.bpp(tuple(t.float() for t in out.likelihoods_q), n_pix).detach()
+            bpp_q = self._mean_over_ranks(losses.bpp(tuple(t.float() for t in out.likelihoods_q), n_pix).detach())
             terms = {"rate": rate, "mse": losses.mse_255(x, x_hat), "lpips": losses.lpips_loss(self.lpips, x, x_hat),
                      "bpp_q": bpp_q,
                      "rate_weight": torch.tensor(rate_control.rate_weight(cfg, self.step, float(bpp_q)))}
