@@ -30,9 +30,14 @@ def codec_colors(codecs: list[str]) -> dict[str, str]:
 
 
 def empty_note(fig: go.Figure, text: str, row: int | None = None, col: int | None = None) -> None:
-    """Write why a panel is empty into the panel itself."""
-    fig.add_annotation(text=text, showarrow=False, xref="x domain", yref="y domain", x=0.5, y=0.5,
-                       row=row, col=col, font=dict(color="grey"))
+    """Write why a panel is empty into the middle of the panel (placed on the page: an axis
+    without traces is not drawn, so it cannot anchor the text)."""
+    x, y = 0.5, 0.5
+    if row is not None:
+        panel = fig.get_subplot(row, col)
+        x, y = sum(panel.xaxis.domain) / 2, sum(panel.yaxis.domain) / 2
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=x, y=y,
+                       font=dict(color="grey"))
 
 
 def rate_figure(summary: pd.DataFrame, metrics: list[str] = RATE_METRICS,
@@ -82,7 +87,7 @@ def rate_figure(summary: pd.DataFrame, metrics: list[str] = RATE_METRICS,
 def factors_figure(table: pd.DataFrame, title: str = "") -> tuple[go.Figure, list[str]]:
     """Bitrate factors (see :mod:`analysis.factors`) as grouped bars, one panel per measure;
     hatched bars are bounds (the baseline never reached the reference's quality)."""
-    metrics = list(dict.fromkeys(table["metric"])) or ["none"]
+    metrics = list(dict.fromkeys(table["metric"])) or [""]
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[LABELS.get(m, m) for m in metrics])
     if table.empty:
         empty_note(fig, "no bitrate factors could be computed", 1, 1)
