@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from hific.cli import main
 from hific.config import TrainConfig, train_config
 from hific.train import rate_control
 from hific.train.data import CropDataset, StepSampler, list_images, random_crop
+from hific.train.model_card import render
 from hific.train.trainer import Trainer, TrainingError
 
 def tiny(name: str, **kw) -> TrainConfig:
@@ -159,7 +161,13 @@ def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, 
     codec = hific.load(out)
     assert codec.metadata["steps"] == 3
     img = np.asarray(__import__("PIL.Image").Image.open(shared_data / "kodak" / "kodim23.png"))[:64, :64]
-    assert codec.decompress(codec.compress(img)).shape == (64, 64, 3)
+    enc = codec.encode(img)
+    assert codec.decompress(enc.data).shape == (64, 64, 3)
+    summary = pd.DataFrame([{"setting": "ms-lo", "n_images": 1, "bpp": enc.bpp, "psnr": 20.0, "ms_ssim": 0.5,
+                             "lpips": 0.4}])
+    card = render(summary, {"ms-lo": out}, "the command")
+    assert "| ms-lo | M&S (CompressAI MeanScaleHyperprior), MSE, lambda 0.0018 | 3 | 2 x 64 |" in card
+    assert f"| ms-lo | 1 | {enc.bpp:.3f} | 20.00 | 0.5000 | 0.4000 |" in card
 
 
 @pytest.mark.parametrize("args, message", [

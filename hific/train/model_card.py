@@ -1,0 +1,106 @@
+"""The model card of the shipped checkpoints: how each was trained (from its metadata) and how it scores on
+Kodak (from a ``benchmarks/run.py`` summary, i.e. real files and real metrics).
+
+    python -m hific.train.model_card --summary results/shipped/summary.csv [--notes NOTES.md]
+                                     [--command "the benchmark command"] [--out hific/checkpoints/MODEL_CARD.md]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from hific.errors import HificError, InputError
+from hific.image_io import atomic_write_bytes
+from hific.zoo import CHECKPOINT_DIR, shipped
+
+# Published HiFiC on Kodak (TF data.csv): bpp, PSNR, MS-SSIM, LPIPS of HiFiC-Lo / Mi / Hi.
+PUBLISHED = [("HiFiC-Lo (official)", 0.183, 27.56, 0.937, 0.0686), ("HiFiC-Mi (official)", 0.351, 29.65, 0.964, 0.0428),
+             ("HiFiC-Hi (official)", 0.538, 31.74, 0.978, 0.0278)]
+
+
+def metadata(path: Path) -> dict:
+    """The ``metadata`` dict stored in an inference checkpoint."""
+    return torch.load(path, map_location="cpu", weights_only=True).get("metadata", {})
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of a data frame."""
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def training_row(name: str, meta: dict) -> dict:
+    """What, on what and how long a checkpoint was trained, from the metadata the trainer's export writes."""
+    cfg = meta.get("train_config", {})
+    if cfg.get("kind") == "ms":
+        what = f"M&S (CompressAI MeanScaleHyperprior), MSE, lambda {cfg.get('ms_lambda')}"
+    elif cfg:
+        what = (f"HiFiC {'stage 2 (GAN)' if cfg.get('gan') else 'stage 1 (no GAN)'}, r_t {cfg.get('target_bpp')}, "
+                f"lambda_a {cfg.get('lambda_a')}, lambda_b {cfg.get('lambda_b')}")
+    else:
+        what = "not trained by hific train"
+    return {"model": name, "trained as": what, "steps": meta.get("steps", ""),
+            "batch x crop": f"{cfg.get('batch_size', '')} x {cfg.get('crop', '')}" if cfg else "",
+            "lr": cfg.get("lr", ""), "wall time (h)": round(meta.get("wall_s", 0) / 3600, 2),
+            "hardware": meta.get("hardware", "")}
+
+
+def render(summary: pd.DataFrame, checkpoints: dict[str, Path], command: str, notes: str = "") -> str:
+    """The MODEL_CARD.md text."""
+    train = pd.DataFrame([training_row(n, metadata(p)) for n, p in checkpoints.items()])
+    data = sorted({d for p in checkpoints.values() for d in metadata(p).get("data", [])})
+    kodak = summary.rename(columns={"setting": "model"})[["model", "n_images", "bpp", "psnr", "ms_ssim", "lpips"]]
+    kodak = kodak[kodak["model"].isin(checkpoints)]
+    published = pd.DataFrame(PUBLISHED, columns=["model", "bpp", "psnr", "ms_ssim", "lpips"])
+    fmt = {"bpp": "{:.3f}", "psnr": "{:.2f}", "ms_ssim": "{:.4f}", "lpips": "{:.4f}"}
+    for col, f in fmt.items():
+        kodak[col] = kodak[col].map(f.format)
+        published[col] = published[col].map(f.format)
+    return "\n".join([
+        "# Shipped checkpoints", "",
+        "Trained with `hific train` (hific/train) on CPU; load with `hific.load(NAME)`. Weights are stored in float16;",
+        "entropy-coder tables are rebuilt on load.", "",
+        "## Training", "",
+        "Training images (never Kodak or wikipedia_photos, which are for evaluation): "
+        + ", ".join(f"`{Path(d).as_posix().split('shared/')[-1]}`" for d in data) + ".",
+        "Held-out validation: 4 images of bsds500/val. Every sample is down-scaled by a random factor in "
+        "[0.75, 0.95] and randomly cropped.", "",
+        markdown_table(train), "",
+        "## Kodak (24 images, 768x512; bpp from the real .hfc file bytes)", "",
+        f"Measured with `{command}`.", "",
+        markdown_table(kodak), "",
+        "Published HiFiC on Kodak for reference (the paper's `paper`-size models, 2M steps on a GPU):", "",
+        markdown_table(published), "",
+        *([notes.strip(), ""] if notes.strip() else []),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--summary", type=Path, required=True, help="summary.csv of benchmarks/run.py on Kodak")
+    ap.add_argument("--command", default="python benchmarks/run.py ...", help="the benchmark command, for the card")
+    ap.add_argument("--notes", type=Path, help="markdown file appended to the card (observations, caveats)")
+    ap.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "MODEL_CARD.md")
+    args = ap.parse_args(argv)
+    try:
+        if not args.summary.is_file():
+            raise InputError(f"{args.summary}: no such benchmark summary")
+        if args.notes is not None and not args.notes.is_file():
+            raise InputError(f"{args.notes}: no such notes file")
+        notes = args.notes.read_text() if args.notes else ""
+        text = render(pd.read_csv(args.summary), shipped(), args.command, notes)
+    except HificError as e:
+        print(f"model_card: error: {e}", file=sys.stderr)
+        return 2
+    atomic_write_bytes(args.out, text.encode())
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
