@@ -11,6 +11,7 @@ import argparse
 import ast
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbconvert import HTMLExporter
 from plotly.offline import get_plotlyjs
 from tqdm import tqdm
+from traitlets.config import Config
 
 from analysis.export import write_atomic
 
@@ -59,12 +61,14 @@ def inject_parameters(nb: nbformat.NotebookNode, params: dict[str, object]) -> n
 
 
 def execute(path: Path, params: dict[str, object], timeout: int) -> nbformat.NotebookNode:
-    """Run one notebook top to bottom in a fresh kernel, in the repository root."""
+    """Run one notebook top to bottom in a fresh kernel, in the repository root; the kernel
+    talks over local sockets (IPC) in a private temporary folder, not over TCP."""
     nb = inject_parameters(nbformat.read(path, as_version=4), params)
-    client = NotebookClient(nb, kernel_name=KERNEL, timeout=timeout,
-                            resources={"metadata": {"path": str(REPO)}})
     try:
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="analysis-kernel-") as sockets:
+            ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+            NotebookClient(nb, kernel_name=KERNEL, timeout=timeout, config=ipc,
+                           resources={"metadata": {"path": str(REPO)}}).execute()
     except CellExecutionError as exc:
         text = ANSI.sub("", str(exc)).strip()
         last = text.splitlines()[-1] if text else type(exc).__name__
@@ -88,13 +92,16 @@ def plotly_outputs_to_html(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def combine(notebooks: list[nbformat.NotebookNode], title: str) -> nbformat.NotebookNode:
-    """One notebook holding all cells of ``notebooks`` under a title cell."""
+def combine(notebooks: dict[str, nbformat.NotebookNode], title: str) -> nbformat.NotebookNode:
+    """One notebook holding all cells but the parameters of ``notebooks`` (by name) under a
+    title cell; cell ids get the notebook's name so that they stay unique."""
     out = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {title}")])
-    out.metadata = notebooks[0].metadata if notebooks else out.metadata
-    for nb in notebooks:
-        out.cells.extend(c for c in nb.cells if not {"parameters", "injected-parameters"}
-                         & set(c.metadata.get("tags", [])))
+    for name, nb in notebooks.items():
+        out.metadata = nb.metadata
+        for cell in nb.cells:
+            if not {"parameters", "injected-parameters"} & set(cell.metadata.get("tags", [])):
+                cell.id = f"{name}-{cell.id}"
+                out.cells.append(cell)
     return out
 
 
@@ -109,8 +116,8 @@ def render_html(nb: nbformat.NotebookNode) -> str:
 
 def build_report(params: dict[str, object], out: Path, timeout: int = 600) -> Path:
     """Execute every notebook with ``params`` and write the combined HTML report to ``out``."""
-    executed = [plotly_outputs_to_html(execute(ANALYSIS_DIR / f"{name}.ipynb", params, timeout))
-                for name in tqdm(NOTEBOOKS, desc="notebooks", unit="nb")]
+    executed = {name: plotly_outputs_to_html(execute(ANALYSIS_DIR / f"{name}.ipynb", params, timeout))
+                for name in tqdm(NOTEBOOKS, desc="notebooks", unit="nb")}
     title = f"HiFiC analysis of {params.get('results_dir')}"
     write_atomic(out, render_html(combine(executed, title)).encode("utf-8"))
     return out
