@@ -268,3 +268,13 @@ def test_report_refuses_bad_arguments(tmp_path: Path, args: list[str], message: 
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.strip() == message.format(tmp=tmp_path)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_failing_cell_fails_the_run(tmp_path: Path) -> None:
+    cell = nbformat.v4.new_code_cell("divisor = 1")
+    cell.metadata["tags"] = ["parameters"]
+    path = tmp_path / "failing.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell("1 / divisor")]), path)
+    assert report.execute(path, {"divisor": 2}, 60).cells[2].outputs[0]["data"]["text/plain"] == "0.5"
+    with pytest.raises(report.ReportError, match=r"^failing.ipynb: a cell failed: ZeroDivisionError: division by zero$"):
+        report.execute(path, {"divisor": 0}, 60)
