@@ -126,6 +126,8 @@ def distortion_perception_figure(summary: pd.DataFrame, codecs: list[str], x: st
     """The paper's Fig. 5: a perception measure (FID, else KID, else LPIPS when FID was not
     computed) against distortion (``x``: PSNR or MSE) for the trained variants of ``codecs``,
     one line per rate target through increasing GAN weight beta."""
+    if x not in ("psnr", "mse"):
+        raise ValueError(f"distortion must be 'psnr' or 'mse', not {x!r}")
     notes: list[str] = []
     variants = summary[summary["codec"].isin(codecs)].copy()
     fig = go.Figure()

@@ -237,12 +237,27 @@ def test_study_metrics_next_to_human_scores(published_scores: pd.DataFrame) -> N
 
 
 def test_distortion_perception_variants(bench: Path) -> None:
-    summary = data.load_results(bench).summary.assign(codec="hific")
-    summary["setting"] = ["lo-beta0", "lo", "mi-beta0.05", "mi", "hi-beta0.3", "hi"]
+    """The six benchmark methods relabelled as HiFiC variants (rate target, beta)."""
+    results = data.load_results(bench)
+    labels = dict(zip(data.method_names(results.summary),
+                      ["lo-beta0", "lo", "mi-beta0.05", "mi", "hi-beta0.3", "hi"]))
+
+
+    def relabel(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(setting=[labels[m] for m in data.method_names(df)], codec="hific")
+
+    summary, per_image = relabel(results.summary), relabel(results.per_image)
     fig, notes = figures.distortion_perception_figure(summary, ["hific"], x="psnr")
     assert notes == ["fid is not computed: LPIPS drawn instead"]
     assert [t.name for t in fig.data] == ["target hi", "target lo", "target mi"]
     assert list(fig.data[1].customdata) == [0.0, 0.15] and list(fig.data[0].customdata) == [0.15, 0.3]
+    with_mse = summary.merge(data.mean_mse(per_image), on=["codec", "setting"])
+    fig, _ = figures.distortion_perception_figure(with_mse, ["hific"], x="mse")
+    lo = per_image[per_image["setting"] == "lo"]
+    assert fig.data[1].x[1] == pytest.approx(np.mean(255.0 ** 2 / 10 ** (lo["psnr"] / 10)))
+    assert fig.layout.xaxis.autorange == "reversed"  # less distortion to the right, as PSNR
+    with pytest.raises(ValueError, match="distortion must be 'psnr' or 'mse', not 'ssim'"):
+        figures.distortion_perception_figure(summary, ["hific"], x="ssim")
 
 
 def test_static_export_falls_back_to_html_without_browser(tmp_path: Path, monkeypatch) -> None:
