@@ -242,7 +242,6 @@ def test_distortion_perception_variants(bench: Path) -> None:
     labels = dict(zip(data.method_names(results.summary),
                       ["lo-beta0", "lo", "mi-beta0.05", "mi", "hi-beta0.3", "hi"]))
 
-
     def relabel(df: pd.DataFrame) -> pd.DataFrame:
         return df.assign(setting=[labels[m] for m in data.method_names(df)], codec="hific")
 
