@@ -8,7 +8,6 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from study_app import charts, crops, design, study
@@ -155,7 +154,8 @@ def render(root: Path) -> None:
     with st.sidebar:
         names = study.list_studies(root)
         name = st.selectbox("Study", names, key="admin_study") if names else None
-        root_url = st.text_input("Public URL of this app", "http://localhost:8501/", key="root_url")
+        root_url = st.text_input("Public URL of this app", st.context.url or "http://localhost:8501/",
+                                 key="root_url")
     new, imp = st.tabs(["New study", "Import HiFiC data"]) if name is None else (None, None)
     if name is None:
         with new:

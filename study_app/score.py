@@ -101,7 +101,8 @@ def _parse_bool(value: object) -> bool:
 
 
 def parse_csv(path: Path) -> pd.DataFrame:
-    """Judgements from the study app's CSV export; attention-check rows are left out."""
+    """Judgements from the study app's CSV export; attention-check rows and rows of raters
+    the researcher excluded are left out."""
     try:
         df = pd.read_csv(path, dtype={"rater": str, "image": str, "winner": str, "loser": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -112,8 +113,9 @@ def parse_csv(path: Path) -> pd.DataFrame:
     if df[["rater", "image", "winner", "loser"]].isna().any().any():
         raise JudgementFileError(f"{path}: empty rater/image/winner/loser cells")
     df["random_choice"] = df["random_choice"].map(_parse_bool)
-    if "attention" in df.columns:
-        df = df[~df["attention"].map(_parse_bool)]
+    for flag in ("attention", "excluded"):
+        if flag in df.columns:
+            df = df[~df[flag].map(_parse_bool)]
     return df.reset_index(drop=True)
 
 
@@ -122,7 +124,8 @@ def load_judgements(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     random_choice`` (plus crop columns when known).
 
     ``fmt`` is ``"hific-json"`` (the paper's ``userstudy.json``) or ``"csv"`` (this app's
-    export); ``None`` guesses from the file suffix.  For the HiFiC JSON, ``greater`` is the
+    export, without its attention checks and excluded raters); ``None`` guesses from the
+    file suffix.  For the HiFiC JSON, ``greater`` is the
     winner.  ``random_choice`` rows keep the rater's random pick as the winner, as the paper's
     data does; the scores in this module count them as draws.  Raises
     :class:`JudgementFileError` with a one-line message on any malformed input.

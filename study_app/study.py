@@ -429,6 +429,14 @@ def set_excluded(h: StudyHandle, rater_id: int, excluded: bool) -> None:
         rater.excluded = excluded
 
 
+CROP_COLUMNS = ("crop_x", "crop_y", "crop_w", "crop_h")
+
+
+def _optional_int(value: object) -> int | None:
+    """An integer cell, or None when empty."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
 def import_judgements(h: StudyHandle, df: pd.DataFrame) -> int:
     """Add judgements loaded by :func:`study_app.score.load_judgements` (e.g. HiFiC's
     ``userstudy.json``) to the study as source ``import``, one rater per rater ID.
@@ -443,13 +451,11 @@ def import_judgements(h: StudyHandle, df: pd.DataFrame) -> int:
             s.add(rater)
             s.flush()
             raters[label] = rater.id
-        crop = {c: df[c] if c in df.columns else pd.Series([None] * len(df)) for c in
-                ("crop_x", "crop_y", "crop_w", "crop_h")}
         s.add_all(db.Judgement(
             study_id=h.study_id, rater_id=raters[r.rater], image=r.image, winner=r.winner, loser=r.loser,
             random_choice=bool(r.random_choice), source="import",
-            **{c: (None if pd.isna(crop[c].iloc[i]) else int(crop[c].iloc[i])) for c in crop})
-            for i, r in enumerate(df.itertuples(index=False)))
+            **{c: _optional_int(getattr(r, c, None)) for c in CROP_COLUMNS})
+            for r in df.itertuples(index=False))
     return len(df)
 
 

@@ -117,7 +117,8 @@ def test_admin_logs_in_excludes_and_exports(demo: study.StudyHandle, tmp_path: P
     at.button(key="save_export").click().run()
     assert not at.exception
     exported = load_judgements(demo.directory / "exports" / "judgements.csv", fmt="csv")
-    assert len(exported) == 8 and set(exported["rater"]) == {"r0", "r1"}  # attention checks left out
+    # attention checks and the excluded rater are left out of the scored judgements
+    assert len(exported) == 4 and set(exported["rater"]) == {"r0"}
     records = json.loads((demo.directory / "exports" / "judgements.json").read_text())
     assert len(records) == 12 and sum(r["excluded"] for r in records) == 6
     assert len(at.get("download_button")) == 2

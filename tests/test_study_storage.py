@@ -207,26 +207,31 @@ def test_imported_study_takes_no_new_answers(tmp_path: Path) -> None:
         study.current_trial(h, rater)
 
 
-def _rate_in_process(root: str, name: str, tokens: list[str]) -> int:
-    """One app server's worth of raters in a separate process (answers every trial twice)."""
-    h = study.open_study(Path(root), name)
-    stored = 0
-    for token in tokens:
-        rater = study.rater_by_token(h, token)
-        while (trial := study.current_trial(h, rater)) is not None:
-            for _ in range(2):
-                stored += study.submit(h, token, trial.id, trial.nonce, "B") == "stored"
-    return stored
+RATE_IN_PROCESS = """
+import sys
+from pathlib import Path
+from study_app import study
+h = study.open_study(Path(sys.argv[1]), sys.argv[2])
+stored = 0
+for token in sys.argv[3:]:
+    rater = study.rater_by_token(h, token)
+    while (trial := study.current_trial(h, rater)) is not None:
+        for _ in range(2):  # every answer sent twice
+            stored += study.submit(h, token, trial.id, trial.nonce, "B") == "stored"
+print(stored)
+"""
 
 
 def test_several_processes_share_one_study_database(study_bench_dir: Path, tmp_path: Path) -> None:
     """Three processes (like three app servers) write to the same SQLite file at once."""
-    import multiprocessing
+    import subprocess
+    import sys
 
     h = study.create_study(tmp_path, "mp", make_config(study_bench_dir, attention_every=0))
     tokens = [study.add_rater(h, f"p{i}").token for i in range(6)]
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
-        stored = pool.starmap(_rate_in_process, [(str(tmp_path), "mp", tokens[i::3]) for i in range(3)])
+    procs = [subprocess.Popen([sys.executable, "-c", RATE_IN_PROCESS, str(tmp_path), "mp", *tokens[i::3]],
+                              stdout=subprocess.PIPE, text=True) for i in range(3)]
+    stored = [int(p.communicate(timeout=180)[0]) for p in procs]
     assert sum(stored) == 6 * 6
     con = sqlite3.connect(tmp_path / "mp" / "study.db")
     assert con.execute("SELECT COUNT(*), COUNT(DISTINCT trial_id) FROM judgements").fetchone() == (36, 36)
