@@ -17,16 +17,15 @@ from analysis.data import LABELS, METRICS, method_names
 from analysis.factors import factor_text
 from analysis.study import normalized_human, normalized_metric
 
-RATE_METRICS = ["fid", "kid", "lpips", "psnr", "ms_ssim"]
 PALETTE = px.colors.qualitative.Plotly
 PUBLISHED_STYLE = dict(color="black", symbol="star", size=12)
 # Default GAN weight of a label without "beta<value>": HiFiC's beta = 0.15, none without a GAN.
 DEFAULT_BETA = {"hific": 0.15, "nogan": 0.0}
 
 
-def codec_colors(codecs: list[str]) -> dict[str, str]:
-    """A fixed colour per codec, the same in every panel and figure."""
-    return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(sorted(set(codecs)))}
+def color_map(names: list[str]) -> dict[str, str]:
+    """A fixed colour per name (codec, metric), the same in every panel."""
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(sorted(set(names)))}
 
 
 def empty_note(fig: go.Figure, text: str, row: int | None = None, col: int | None = None) -> None:
@@ -40,7 +39,7 @@ def empty_note(fig: go.Figure, text: str, row: int | None = None, col: int | Non
                        font=dict(color="grey"))
 
 
-def rate_figure(summary: pd.DataFrame, metrics: list[str] = RATE_METRICS,
+def rate_figure(summary: pd.DataFrame, metrics: list[str] = METRICS,
                 published: pd.DataFrame | None = None, title: str = "") -> tuple[go.Figure, list[str]]:
     """Bitrate against each metric, one curve per codec (the paper's Fig. 4 layout), with
     HiFiC's published points as black stars where ``published`` has them."""
@@ -49,7 +48,7 @@ def rate_figure(summary: pd.DataFrame, metrics: list[str] = RATE_METRICS,
     rows = -(-len(metrics) // cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[LABELS[m] for m in metrics],
                         horizontal_spacing=0.08, vertical_spacing=0.14)
-    colors = codec_colors(summary["codec"].dropna().tolist())
+    colors = color_map(summary["codec"].dropna().tolist())
     shown: set[str] = set()
     for i, metric in enumerate(metrics):
         row, col = i // cols + 1, i % cols + 1
@@ -92,7 +91,7 @@ def factors_figure(table: pd.DataFrame, title: str = "") -> tuple[go.Figure, lis
     if table.empty:
         empty_note(fig, "no bitrate factors could be computed", 1, 1)
         return fig.update_layout(title=title or "Bitrate factors"), ["no bitrate factors to draw"]
-    colors = codec_colors(table["baseline"].tolist())
+    colors = color_map(table["baseline"].tolist())
     shown: set[str] = set()
     for i, metric in enumerate(metrics, start=1):
         for baseline, rows in table[table["metric"] == metric].groupby("baseline", sort=True):
@@ -181,7 +180,7 @@ def study_figure(scores: pd.DataFrame, labels: dict[str, str] | None = None,
         x=names, y=human["normalized"], name="human (inverted)", marker_color="lightslategray",
         error_y=dict(type="data", symmetric=False, array=human["err_plus"], arrayminus=human["err_minus"],
                      color="black", thickness=1.5)))
-    colors = codec_colors(METRICS)
+    colors = color_map(METRICS)
     for metric in (metrics.columns if metrics is not None else []):
         values = metrics[metric].reindex(human["method"])
         if values.isna().all():

@@ -163,7 +163,7 @@ def test_rate_figure_draws_what_it_can(bench: Path) -> None:
     summary = data.load_results(bench).summary
     summary.loc[summary["codec"] == "jpeg", "lpips"] = np.nan
     published, notes = data.load_published("kodak")
-    fig, notes = figures.rate_figure(summary, figures.RATE_METRICS, published)
+    fig, notes = figures.rate_figure(summary, data.METRICS, published)
     annotations = [a.text for a in fig.layout.annotations]
     assert "no FID values" in annotations and "no KID values" in annotations  # empty panels say why
     lpips_traces = [t for t in fig.data if t.xaxis == "x3"]
