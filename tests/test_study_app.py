@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from study_app.score import load_judgements
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "study_app" / "app.py")
 METHODS = ["jpeg:q5", "jpeg:q20", "jpeg:q60"]
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """AppTest leaves the app script as ``sys.modules["__main__"]``; put pytest's back so that
+    later tests using multiprocessing's spawn start method do not re-run the app."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture()
