@@ -30,15 +30,12 @@ def study_judgements(path: Path) -> pd.DataFrame:
 
 
 def load_study(path: str | Path) -> pd.DataFrame:
-    """Judgements from a study database/directory, a CSV export or a HiFiC-style JSON file;
-    raters the researcher excluded (``excluded`` column of the export) are left out."""
+    """Judgements from a study database/directory, a CSV export or a HiFiC-style JSON file,
+    without attention checks and without the raters the researcher excluded."""
     path = Path(path)
     if path.is_dir() or path.suffix.lower() in DB_SUFFIXES:
         return study_judgements(path)
-    df = load_judgements(path)
-    if "excluded" in df.columns:
-        df = df[~df["excluded"].astype(str).str.lower().isin(["true", "1"])].reset_index(drop=True)
-    return df
+    return load_judgements(path)
 
 
 def human_scores(path: str | Path | None, n_orderings: int, n_bootstrap: int,
