@@ -120,6 +120,12 @@ def _progress(h: study.StudyHandle, root_url: str) -> None:
             st.code("\n".join(links), language=None)
 
 
+@st.cache_data(max_entries=16, show_spinner="Scoring…")
+def _cached_scores(df, n_orderings: int, n_bootstrap: int, by_image: bool):
+    """:func:`score_methods`, remembered per set of judgements and settings."""
+    return score_methods(df, n_orderings=n_orderings, n_bootstrap=n_bootstrap, by_image=by_image)
+
+
 def _scores(h: study.StudyHandle) -> None:
     """Elo, Bradley-Terry and normalised scores with the Fig. 3 chart."""
     df = study.scored_judgements(h)
@@ -129,7 +135,8 @@ def _scores(h: study.StudyHandle) -> None:
     by_image = st.checkbox("Per image", key="by_image")
     n_orderings = st.slider("Elo orderings", 10, 1000, 100, key="orderings")
     n_boot = st.slider("Bootstrap resamples", 10, 1000, 200, key="bootstrap")
-    scores = score_methods(df, n_orderings=n_orderings, n_bootstrap=n_boot, by_image=by_image)
+    scores = _cached_scores(df[["rater", "image", "winner", "loser", "random_choice"]], n_orderings, n_boot,
+                            by_image)
     st.dataframe(scores, hide_index=True)
     if not by_image:
         st.plotly_chart(charts.score_figure(scores, study.benchmark_metrics(h)))

@@ -15,6 +15,8 @@ from study_app.study import default_root
 
 def main() -> None:
     """Route to the admin or the rater page."""
+    st.set_option("client.toolbarMode", "viewer")  # raters see no developer menu
+    st.set_option("client.showErrorDetails", "none")  # never a traceback in the browser
     st.set_page_config(page_title="Image comparison study", layout="wide")
     root = default_root()
     if st.query_params.get("page") == "admin":
