@@ -122,6 +122,8 @@ def test_admin_logs_in_excludes_and_exports(demo: study.StudyHandle, tmp_path: P
     at.button[0].click().run()
     assert not at.exception
     assert "r0" in page_text(at)
+    scores = next(d.value for d in at.dataframe if "elo_mean" in d.value.columns)
+    assert sorted(scores["method"]) == sorted(METHODS) and scores["normalized"].max() == 1.0
     at.multiselect(key="excl-demo").select("r1").run()
     assert study.rater_summary(demo).set_index("rater").loc["r1", "excluded"]
     at.button(key="save_export").click().run()
