@@ -90,14 +90,18 @@ def test_browser_rates_trials_and_db_holds_exactly_them(served_study) -> None:
         expect(page.get_by_text("Showing B")).to_be_visible()
         assert "jpeg" not in page.content()  # blind: no method names on the page
         pressed = []
-        for i, (how, choice) in enumerate([("click", "A"), ("click", "undecided"), ("key", "B"), ("click", "B")]):
+        for i, (how, choice) in enumerate([("click", "A"), ("click", "undecided"), ("key", "B"), ("dblclick", "B")]):
             settle(page)
             if how == "key":
                 page.mouse.click(5, 300)  # focus the page, not a button, as a rater's click would
                 page.keyboard.press("b")  # the "B is closer" shortcut
             else:
                 label = {"A": "A is closer", "B": "B is closer", "undecided": "Can't decide"}[choice]
-                page.get_by_role("button", name=re.compile(f"^{label}")).click()
+                button = page.get_by_role("button", name=re.compile(f"^{label}"))
+                if how == "dblclick":
+                    button.dblclick()  # must answer this one trial only
+                else:
+                    button.click()
             pressed.append(choice)
             expect(progress).to_have_text(f"{i + 1} of 6 answered", timeout=30_000)
         page.reload()  # a refresh neither loses nor repeats an answer
