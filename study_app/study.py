@@ -14,6 +14,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -161,8 +162,11 @@ def create_study(root: Path, name: str, config: StudyConfig) -> StudyHandle:
     if missing:
         raise StudyError(f"images not in the benchmark directory: {', '.join(missing)}")
     directory.mkdir(parents=True, exist_ok=True)
-    items = _make_items(directory, config)
-    return _register(directory, config, items)
+    try:
+        return _register(directory, config, _make_items(directory, config))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # no half-built study is left behind
+        raise
 
 
 def create_import_study(root: Path, name: str) -> StudyHandle:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from study_app import db, study
-from study_app.crops import DEGRADED, ORIGINAL
+from study_app.crops import DEGRADED, ORIGINAL, BenchmarkDirError
 from study_app.score import load_judgements
 
 METHODS = ["jpeg:q5", "jpeg:q20", "jpeg:q60"]
@@ -260,3 +260,14 @@ def test_benchmark_metrics_are_normalised_best_zero(study_bench_dir: Path, tmp_p
     fig = score_figure(score_methods(df, 10, 10), metrics.reset_index())
     assert [t.name for t in fig.data] == ["human (Elo, inverted)", "LPIPS"]
     assert list(fig.data[1].y) == [0.0, pytest.approx(0.4), 1.0]
+
+
+def test_failed_set_up_leaves_no_half_built_study(study_bench_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bench = tmp_path / "bench"
+    shutil.copytree(study_bench_dir, bench)
+    (bench / "recon" / "jpeg" / "q20" / "kodim05.png").write_bytes(b"not a png")
+    with pytest.raises(BenchmarkDirError, match="not a readable image"):
+        study.create_study(tmp_path / "root", "broken", make_config(bench))
+    assert not (tmp_path / "root" / "broken").exists()
