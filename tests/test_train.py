@@ -190,3 +190,18 @@ def test_an_existing_run_is_not_overwritten(shared_data, tmp_path, capsys):
     assert rc == 2 and "pass --resume" in err
     rc, err = hific_cli(capsys, "train", "--config", "nogan-lo", "--data", ".", "--run-dir", str(run), "--resume")
     assert rc == 2 and "not a readable training checkpoint" in err
+
+
+def test_torchrun_two_processes_train_together(shared_data, tmp_path):
+    """DistributedDataParallel through torchrun (gloo on CPU): two ranks train, rank 0 logs and checkpoints."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "hific.cli",
+           "train", "--config", "nogan-lo", "--data", str(shared_data / "bsds500" / "val"), "--run-dir", str(run),
+           "--steps", "2", "--batch-size", "2", "--crop", "64", "--device", "cpu", "--threads", "1"]
+    r = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
+    assert [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]] == ["1", "2"]
