@@ -1,8 +1,10 @@
 """The rater's page: instructions, then 2AFC trials with the original as reference.
 
 The page only ever sees crops as image bytes and opaque trial ids: method names, nonces and
-other raters' data stay on the server.  A and B are flipped in the same place, as the
-HiFiC raters could do (Sec. 4.3).
+other raters' data stay on the server.  A and B are flipped in the same place, in the
+browser without a server round-trip (:mod:`study_app.flipper`), as the HiFiC raters could
+do (Sec. 4.3); the answers are Streamlit buttons, stored exactly once by
+:func:`study_app.study.submit`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from pathlib import Path
 import streamlit as st
 
 from study_app import study
+from study_app.flipper import flipper
 
 INSTRUCTIONS = """
 You will see an **original** image crop and two compressed versions of it, **A** and **B**,
-shown in the same place: press **Flip** (key `F`) to switch between them as often as you like.
+shown in the same place: press **Flip** (key `F` or `Space`) to switch between them as often as you like.
 Choose the version that is **closer to the original**: **A is closer** (key `A`),
 **B is closer** (key `B`), or **Can't decide** (key `D`) if you truly cannot tell.
 Some trials check attention.  You can leave at any time and come back with the same link.
@@ -29,17 +32,11 @@ def _param(name: str) -> str | None:
 
 
 def _answer(h: study.StudyHandle, token: str, trial_id: int, nonce: str, choice: str) -> None:
-    """Button callback: store the answer (at most once) and show the next trial with A."""
+    """Button callback: store the answer (at most once)."""
     try:
         study.submit(h, token, trial_id, nonce, choice)
     except study.StudyError as exc:
         st.session_state["rater_error"] = str(exc)
-    st.session_state["showing"] = "A"
-
-
-def _flip() -> None:
-    """Button callback: show the other reconstruction."""
-    st.session_state["showing"] = "B" if st.session_state.get("showing", "A") == "A" else "A"
 
 
 def _register(h: study.StudyHandle) -> None:
@@ -90,21 +87,13 @@ def render(root: Path) -> None:
         st.success("All done — thank you for taking part!")
         return
     paths = study.trial_item_paths(h, trial)
-    showing = st.session_state.setdefault("showing", "A")
     # keys carry the trial id, so a late second click of a double click reaches the old
     # trial's callback (stored once) instead of answering the next trial
     args = (h, rater.token, trial.id, trial.nonce)
-    flip, *answers = st.columns(4)
-    flip.button(f"Flip to {'B' if showing == 'A' else 'A'}", shortcut="f", on_click=_flip,
-                type="primary", width="stretch")
-    for col, (label, key, choice) in zip(answers, [("A is closer", "a", "A"),
-                                                   ("B is closer", "b", "B"),
-                                                   ("Can't decide", "d", "undecided")]):
+    for col, (label, key, choice) in zip(st.columns(3), [("A is closer", "a", "A"),
+                                                         ("B is closer", "b", "B"),
+                                                         ("Can't decide", "d", "undecided")]):
         col.button(label, key=f"{choice}-{trial.id}", shortcut=key, on_click=_answer,
                    args=(*args, choice), width="stretch")
-    # crops at their own pixel size (never upscaled), the original left, A or B right
-    left, right = st.columns(2)
-    left.markdown("#### Original")
-    left.image(paths["reference"].read_bytes(), width="content")
-    right.markdown(f"#### Showing {showing}")
-    right.image(paths[showing].read_bytes(), width="content")
+    # crops at their own pixel size (never upscaled): the original left, A or B right
+    flipper(paths, key=f"flip-{trial.id}")

@@ -1,5 +1,6 @@
 """A real browser (Debian's headless Chromium via Playwright) rates several trials of a study
-served by `streamlit run` on localhost; the database then holds exactly those answers."""
+served by `streamlit run` on localhost, flipping between A and B in the page itself; the
+database then holds exactly those answers."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from study_app import study
+from study_app.flipper import data_uri
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,6 +73,33 @@ def served_study(study_bench_dir: Path, tmp_path: Path):
             proc.wait()
 
 
+def check_flips_stay_in_the_browser(page, paths: dict[str, Path], sent: list) -> None:
+    """Flip with the button, F and Space (also while an answer button has the focus): the
+    slot swaps between A's and B's crops in the same place, and the page sends the server
+    nothing (no websocket frame in ``sent``, so no Streamlit run) and answers nothing."""
+    from playwright.sync_api import expect
+
+    assert sent, "the page's websocket frames are not being counted"
+    before = len(sent)
+    current, caption = page.locator("img.side.current"), page.locator("figcaption.showing")
+    expect(page.locator("img.reference")).to_have_attribute("src", data_uri(paths["reference"]))
+    uris = {side: data_uri(paths[side]) for side in "AB"}
+    assert uris["A"] != uris["B"]
+    box = current.bounding_box()
+    for side, flip in [("B", lambda: page.get_by_role("button", name="Flip to B").click()),
+                       ("A", lambda: page.keyboard.press("f")),
+                       ("B", lambda: page.keyboard.press("Space")),
+                       ("A", lambda: (page.get_by_role("button", name=re.compile("^A is closer")).focus(),
+                                      page.keyboard.press("Space")))]:
+        flip()
+        expect(current).to_have_attribute("src", uris[side], timeout=2_000)
+        expect(caption).to_have_text(f"Showing {side}")
+        assert current.bounding_box() == box  # the same place
+    page.wait_for_timeout(500)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+    assert len(sent) == before and page.evaluate("document.activeElement.tagName") == "BUTTON"
+
+
 def test_browser_rates_trials_and_db_holds_exactly_them(served_study) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (make browser installs it)")
@@ -81,13 +110,14 @@ def test_browser_rates_trials_and_db_holds_exactly_them(served_study) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page()
+        sent: list[str | bytes] = []  # every websocket frame the page sends to the server
+        page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
         page.goto(f"{url}?study=web&token={rater.token}")
         progress = page.get_by_text(re.compile(r"\d+ of 6 answered"))
         expect(progress).to_have_text("0 of 6 answered", timeout=60_000)
         expect(page.get_by_text("Showing A")).to_be_visible()
         settle(page)
-        page.get_by_role("button", name=re.compile("^Flip")).click()
-        expect(page.get_by_text("Showing B")).to_be_visible()
+        check_flips_stay_in_the_browser(page, study.trial_item_paths(h, study.current_trial(h, rater)), sent)
         assert "jpeg" not in page.content()  # blind: no method names on the page
         pressed = []
         for i, (how, choice) in enumerate([("click", "A"), ("click", "undecided"), ("key", "B"), ("dblclick", "B")]):
