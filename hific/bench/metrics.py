@@ -27,7 +27,7 @@ def _check_pair(ref: np.ndarray, rec: np.ndarray) -> None:
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 255]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    return torch.tensor(rgb).permute(2, 0, 1)[None].float()
 
 
 def psnr(ref: np.ndarray, rec: np.ndarray) -> float:
@@ -83,7 +83,7 @@ def inception_features(patches: np.ndarray, batch_size: int = 16) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(patches), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(patches[start:start + batch_size])).permute(0, 3, 1, 2)
+            chunk = torch.tensor(patches[start:start + batch_size]).permute(0, 3, 1, 2)
             out.append(net(chunk)[0].numpy())
     return np.concatenate(out) if out else np.zeros((0, 2048), dtype=np.float32)
 

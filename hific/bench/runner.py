@@ -10,6 +10,7 @@ where it stopped and never reads a half-written result.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -25,7 +26,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from hific.bench import codecs as codec_registry
 from hific.bench import metrics as M
 from hific.bench.codecs import Codec, QualityCodec
 from hific.bench.datasets import BenchImage
@@ -155,20 +155,6 @@ def run_task(method: Method, image: BenchImage, cache: Path) -> dict:
     return code_one(method.codec, resolve_setting(method, image, cache), image, cache)
 
 
-def _worker_task(codec_name: str, setting: str, target: float | None, image: BenchImage, cache: str) -> dict:
-    """Pool entry point: rebuild the codec in the worker (codecs hold no picklable state worth sending)."""
-    return run_task(Method(_worker_codec(codec_name), setting, target), image, Path(cache))
-
-
-_WORKER_CODECS: dict[str, Codec] = {}
-
-
-def _worker_codec(name: str) -> Codec:
-    if name not in _WORKER_CODECS:
-        _WORKER_CODECS[name] = codec_registry.get(name, warn=lambda _msg: None)
-    return _WORKER_CODECS[name]
-
-
 def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     import torch
@@ -193,11 +179,11 @@ def add_image_metrics(record: dict, image: BenchImage, wanted: list[str], warn: 
     return record
 
 
-def patch_features(rgb: np.ndarray, cache_file: Path) -> np.ndarray:
-    """Inception features of an image's 256x256 patches, cached as .npy beside its entry."""
+def patch_features(load: Callable[[], np.ndarray], cache_file: Path) -> np.ndarray:
+    """Inception features of an image's 256x256 patches (the image from ``load()``), cached as .npy."""
     if cache_file.exists():
         return np.load(cache_file)
-    features = M.inception_features(extract_patches(rgb)).astype(np.float32)
+    features = M.inception_features(extract_patches(load())).astype(np.float32)
     atomic_write_bytes(cache_file, _npy_bytes(features))
     return features
 
@@ -266,30 +252,32 @@ class Run:
         return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS)
 
     def set_metrics(self, mi: int) -> dict:
-        """FID/KID of one method over all its images' patches against the originals' patches."""
+        """FID/KID of one method over all its images' patches against the originals' patches (cached by inputs)."""
         wanted = [m for m in M.SET_METRICS if m in self.wanted]
-        keys = [(mi, ii) for ii in range(len(self.images)) if (mi, ii) in self.rows]
-        if not wanted or not keys:
+        used = [(self.images[ii], Path(self.rows[(mi, ii)]["stem"])) for ii in range(len(self.images))
+                if (mi, ii) in self.rows and count_patches(*self.images[ii].rgb.shape[:2]) > 0]
+        if not wanted or not any((mi, ii) in self.rows for ii in range(len(self.images))):
             return {}
-        real, fake = [], []
-        for _, ii in keys:
-            image = self.images[ii]
-            if count_patches(*image.rgb.shape[:2]) == 0:
-                continue
-            real.append(patch_features(image.rgb, self.cache / "originals" / f"{image.sha256[:16]}.fid.npy"))
-            stem = Path(self.rows[(mi, ii)]["stem"])
-            fake.append(patch_features(read_image(stem.with_suffix(".png")), stem.with_suffix(".fid.npy")))
-        real_f = np.concatenate(real) if real else np.zeros((0, 2048), np.float32)
-        fake_f = np.concatenate(fake) if fake else np.zeros((0, 2048), np.float32)
-        result = {"n_patches": len(real_f)}
-        for name in wanted:
-            try:
-                result[name] = M.SET_FUNCTIONS[name](real_f, fake_f)
-            except InputError as e:
-                method = self.methods[mi]
-                self.warn(f"{method.codec.name}:{method.label}: {name} not computed: {e} "
-                          f"(images need both sides >= 256 for 256x256 patches)")
-        return result
+        key = hashlib.sha256("\n".join(f"{image.sha256} {stem}" for image, stem in used).encode()).hexdigest()
+        record_path = self.cache / "sets" / f"{key[:24]}.json"
+        record = _read_json(record_path) or {}
+        record["n_patches"] = sum(count_patches(*image.rgb.shape[:2]) for image, _ in used)
+        missing = [name for name in wanted if name not in record]
+        if missing:
+            real = [patch_features(lambda image=image: image.rgb,
+                                   self.cache / "originals" / f"{image.sha256[:16]}.fid.npy") for image, _ in used]
+            fake = [patch_features(lambda stem=stem: read_image(stem.with_suffix(".png")), stem.with_suffix(".fid.npy"))
+                    for _, stem in used]
+            real_f, fake_f = (np.concatenate(f) if f else np.zeros((0, 2048), np.float32) for f in (real, fake))
+            for name in missing:
+                try:
+                    record[name] = M.SET_FUNCTIONS[name](real_f, fake_f)
+                except InputError as e:
+                    method = self.methods[mi]
+                    self.warn(f"{method.codec.name}:{method.label}: {name} not computed: {e} "
+                              f"(images need both sides >= 256 for 256x256 patches)")
+            _write_json(record_path, record)
+        return {name: record[name] for name in ["n_patches", *wanted] if name in record}
 
     def summary(self, with_set_metrics: bool) -> pd.DataFrame:
         per_image = self.per_image()
@@ -355,9 +343,7 @@ class Run:
         with ProcessPoolExecutor(self.workers, initializer=_worker_init) as pool:
             futures: dict[Future, tuple[int, int]] = {}
             for mi, ii in pairs:
-                method = self.methods[mi]
-                futures[pool.submit(_worker_task, method.codec.name, method.setting, method.target_bpp,
-                                    self.images[ii], str(self.cache))] = (mi, ii)
+                futures[pool.submit(run_task, self.methods[mi], self.images[ii], self.cache)] = (mi, ii)
             try:
                 for future in as_completed(futures):
                     mi, ii = futures[future]
