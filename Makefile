@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test venv browser clean
+.PHONY: demo test venv browser postgres clean
 
 venv: $(STAMP)
 
@@ -23,10 +23,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
 
+# PostgreSQL server binaries for the storage tests (Debian's package; each test run starts
+# and deletes its own throw-away server on a Unix socket).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL tests need Debian's postgresql: sudo apt-get install postgresql"; fi; }
+
 demo: $(STAMP)
 	$(PY) -m hific.demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(PY) -m pytest -q
 
 clean:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 DB_FILE = "study.db"
+NAME_LENGTH = 255  # image and method names; PostgreSQL enforces it, SQLite would not
 
 
 def utcnow() -> dt.datetime:
@@ -48,8 +49,8 @@ class Item(Base):
     __table_args__ = (UniqueConstraint("study_id", "image", "position", "method"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
-    image: Mapped[str] = mapped_column(String(255))
-    method: Mapped[str] = mapped_column(String(255))
+    image: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    method: Mapped[str] = mapped_column(String(NAME_LENGTH))
     position: Mapped[int] = mapped_column(Integer)
     x: Mapped[int] = mapped_column(Integer)
     y: Mapped[int] = mapped_column(Integer)
@@ -66,7 +67,7 @@ class Rater(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     token: Mapped[str] = mapped_column(String(128), unique=True)
-    label: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str] = mapped_column(String(NAME_LENGTH))
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -81,10 +82,10 @@ class Trial(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
-    image: Mapped[str] = mapped_column(String(255))
+    image: Mapped[str] = mapped_column(String(NAME_LENGTH))
     position: Mapped[int] = mapped_column(Integer)
-    method_a: Mapped[str] = mapped_column(String(255))
-    method_b: Mapped[str] = mapped_column(String(255))
+    method_a: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    method_b: Mapped[str] = mapped_column(String(NAME_LENGTH))
     attention: Mapped[bool] = mapped_column(Boolean, default=False)
     nonce: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -102,16 +103,16 @@ class Judgement(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
     trial_id: Mapped[int | None] = mapped_column(ForeignKey("trials.id"), unique=True, nullable=True)
-    image: Mapped[str] = mapped_column(String(255))
+    image: Mapped[str] = mapped_column(String(NAME_LENGTH))
     crop_x: Mapped[int | None] = mapped_column(Integer, nullable=True)
     crop_y: Mapped[int | None] = mapped_column(Integer, nullable=True)
     crop_w: Mapped[int | None] = mapped_column(Integer, nullable=True)
     crop_h: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    method_a: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    method_b: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    method_a: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    method_b: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
     choice: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    winner: Mapped[str] = mapped_column(String(255))
-    loser: Mapped[str] = mapped_column(String(255))
+    winner: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    loser: Mapped[str] = mapped_column(String(NAME_LENGTH))
     random_choice: Mapped[bool] = mapped_column(Boolean, default=False)
     attention: Mapped[bool] = mapped_column(Boolean, default=False)
     correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)

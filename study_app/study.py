@@ -7,6 +7,7 @@ A study lives in its own directory (``<root>/<name>/``) holding ``study.db`` (un
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import json
@@ -16,6 +17,7 @@ import re
 import secrets
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,13 @@ _RNG = random.SystemRandom()
 
 class StudyError(ValueError):
     """A bad study name, configuration, token, submission or import, as one line."""
+
+
+def _check_lengths(names: list[str], where: str) -> None:
+    """Refuse image or method names longer than the database columns hold."""
+    long = next((str(n) for n in names if len(str(n)) > db.NAME_LENGTH), None)
+    if long is not None:
+        raise StudyError(f"a name in {where} is longer than {db.NAME_LENGTH} characters: {long[:40]}…")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +82,7 @@ class StudyConfig:
             raise StudyError(f"pair mode must be one of {', '.join(design.MODES)}")
         if self.attention_every < 0:
             raise StudyError("attention_every must be >= 0")
+        _check_lengths(self.methods + self.images, "the study")
 
     @property
     def total_trials(self) -> int:
@@ -147,13 +157,25 @@ def _make_items(directory: Path, config: StudyConfig) -> list[db.Item]:
     return items
 
 
+@contextlib.contextmanager
+def _new_directory(root: Path, name: str) -> Iterator[Path]:
+    """The fresh directory of study ``name``; removed again when its set-up fails, so that
+    no half-built study is left behind.  Refuses an existing study."""
+    directory = study_dir(root, name)
+    if directory.exists() and any(directory.iterdir()):
+        raise StudyError(f"study {name!r} already exists")
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        yield directory
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
 def create_study(root: Path, name: str, config: StudyConfig) -> StudyHandle:
     """Build study ``name`` under ``root`` from a benchmark directory: cut the crops and
     record the study and its items.  Refuses an existing study."""
     config.check()
-    directory = study_dir(root, name)
-    if directory.exists() and any(directory.iterdir()):
-        raise StudyError(f"study {name!r} already exists")
     available = set(crops.benchmark_methods(Path(config.benchmark_dir)))
     unknown = sorted(set(config.methods) - available)
     if unknown:
@@ -161,36 +183,33 @@ def create_study(root: Path, name: str, config: StudyConfig) -> StudyHandle:
     missing = sorted(set(config.images) - set(crops.benchmark_images(Path(config.benchmark_dir))))
     if missing:
         raise StudyError(f"images not in the benchmark directory: {', '.join(missing)}")
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
+    with _new_directory(root, name) as directory:
         return _register(directory, config, _make_items(directory, config))
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)  # no half-built study is left behind
-        raise
 
 
 def create_import_study(root: Path, name: str) -> StudyHandle:
     """An empty study without crops, to hold imported judgements (e.g. the HiFiC data)."""
-    directory = study_dir(root, name)
-    if directory.exists() and any(directory.iterdir()):
-        raise StudyError(f"study {name!r} already exists")
-    directory.mkdir(parents=True, exist_ok=True)
     config = StudyConfig(benchmark_dir="", methods=[], images=[], comparisons_per_rater=1,
                          attention_every=0, open_registration=False)
-    return _register(directory, config, [])
+    with _new_directory(root, name) as directory:
+        return _register(directory, config, [])
 
 
 def _register(directory: Path, config: StudyConfig, items: list[db.Item]) -> StudyHandle:
-    """Write ``study.json`` and the study's rows."""
+    """Write the study's rows, then ``study.json``.  A shared database (``HIFIC_STUDY_DB_URL``)
+    holds the studies of every root and host, so the name must be new there too."""
     sessions = db.session_factory(_db_url(directory))
-    with sessions.begin() as s:
-        study = db.Study(name=directory.name, config=json.dumps(dataclasses.asdict(config)))
-        s.add(study)
-        s.flush()
-        for item in items:
-            item.study_id = study.id
-        s.add_all(items)
-        study_id = study.id
+    try:
+        with sessions.begin() as s:
+            study = db.Study(name=directory.name, config=json.dumps(dataclasses.asdict(config)))
+            s.add(study)
+            s.flush()
+            for item in items:
+                item.study_id = study.id
+            s.add_all(items)
+            study_id = study.id
+    except IntegrityError:
+        raise StudyError(f"study {directory.name!r} already exists in the study database") from None
     write_atomic(directory / "study.json", json.dumps(dataclasses.asdict(config), indent=1).encode())
     return StudyHandle(directory, sessions, study_id, config)
 
@@ -445,6 +464,7 @@ def import_judgements(h: StudyHandle, df: pd.DataFrame) -> int:
     """Add judgements loaded by :func:`study_app.score.load_judgements` (e.g. HiFiC's
     ``userstudy.json``) to the study as source ``import``, one rater per rater ID.
     Returns the number of rows added."""
+    _check_lengths([*df["image"], *df["winner"], *df["loser"]], "the import")
     with h.sessions.begin() as s:
         raters = {label: rid for rid, label in s.execute(
             select(db.Rater.id, db.Rater.label).where(db.Rater.study_id == h.study_id))}

@@ -1,19 +1,86 @@
-"""Study set-up, storage and security: real crops, a real SQLite database in WAL mode."""
+"""Study set-up, storage and security: real crops, a real SQLite database in WAL mode, and
+the same storage tests against a throw-away PostgreSQL server (``HIFIC_STUDY_DB_URL``)."""
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from study_app import db, study
 from study_app.crops import DEGRADED, ORIGINAL, BenchmarkDirError
 from study_app.score import load_judgements
 
 METHODS = ["jpeg:q5", "jpeg:q20", "jpeg:q60"]
+POSTGRES_BINS = Path("/usr/lib/postgresql")
+
+
+def postgres_bindir() -> Path | None:
+    """The newest Debian PostgreSQL server's bin folder, or None when none is installed."""
+    found = [p.parent for p in POSTGRES_BINS.glob("*/bin/initdb")]
+    return max(found, key=lambda p: int(p.parent.name)) if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL server from Debian's packages, reachable only over a Unix
+    socket in its own temp folder (no TCP); stopped and deleted afterwards.  As root, the
+    server runs as the ``postgres`` system user the package creates."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are absent (make postgres installs Debian's postgresql)")
+    as_root = os.geteuid() == 0
+    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
+    folder = Path(tempfile.mkdtemp(prefix="hific-pg-"))
+    if as_root:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", 5432  # the port only names the socket file in our folder
+
+    def pg(*args: str) -> None:
+        done = subprocess.run([*run_as, *args], cwd=folder, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{args[0]} failed: {done.stdout}{done.stderr}"
+
+    try:
+        pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-locale",
+           "-E", "UTF8", "--no-sync")
+        pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "-o",
+           f"-k {folder} -p {port} -c listen_addresses='' -c fsync=off", "start")
+        url = f"postgresql+psycopg://postgres@/postgres?host={folder}&port={port}"
+        yield url
+        db.get_engine(url).dispose()
+    finally:
+        if (data / "postmaster.pid").exists():
+            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where studies keep their rows: ``study.db`` in the study folder (the default) or the
+    throw-away PostgreSQL server, named by ``HIFIC_STUDY_DB_URL`` as a deployment would."""
+    if request.param == "postgresql":
+        monkeypatch.setenv(study.DB_URL_ENV, request.getfixturevalue("postgres_url"))
+    else:
+        monkeypatch.delenv(study.DB_URL_ENV, raising=False)
+    return request.param
+
+
+def stored_counts(h: study.StudyHandle) -> tuple[int, int, int]:
+    """(judgements, distinct trials judged, trials) of a study, counted by the database."""
+    with h.sessions() as s:
+        return s.execute(text(
+            "SELECT (SELECT COUNT(*) FROM judgements WHERE study_id = :s),"
+            " (SELECT COUNT(DISTINCT trial_id) FROM judgements WHERE study_id = :s),"
+            " (SELECT COUNT(*) FROM trials WHERE study_id = :s)"), {"s": h.study_id}).one()
 
 
 def make_config(bench: Path, **kw) -> study.StudyConfig:
@@ -48,7 +115,7 @@ def test_create_study_cuts_real_crops(study_bench_dir: Path, tmp_path: Path) -> 
         study.create_study(tmp_path, "s1", make_config(study_bench_dir))
 
 
-def test_rater_session_attention_checks_and_export(study_bench_dir: Path, tmp_path: Path) -> None:
+def test_rater_session_attention_checks_and_export(study_bench_dir: Path, tmp_path: Path, backend: str) -> None:
     h = study.create_study(tmp_path, "s2", make_config(study_bench_dir))
     rater = study.add_rater(h, "bob")
     assert h.config.total_trials == 8
@@ -74,6 +141,8 @@ def test_rater_session_attention_checks_and_export(study_bench_dir: Path, tmp_pa
     csv.write_bytes(study.export_bytes(df, "csv"))
     loaded = load_judgements(csv, fmt="csv")
     assert len(loaded) == 6 and set(loaded["winner"]) | set(loaded["loser"]) <= set(METHODS)
+    assert stored_counts(h) == (8, 8, 8)
+    assert (backend == "sqlite") == (tmp_path / "s2" / "study.db").is_file()
 
 
 def test_refresh_double_click_replay_and_restart_store_once(study_bench_dir: Path, tmp_path: Path) -> None:
@@ -131,7 +200,8 @@ def test_item_paths_cannot_leave_the_study(study_bench_dir: Path, tmp_path: Path
             study.safe_path(h, rel)
 
 
-def test_concurrent_raters_store_every_answer_exactly_once(study_bench_dir: Path, tmp_path: Path) -> None:
+def test_concurrent_raters_store_every_answer_exactly_once(study_bench_dir: Path, tmp_path: Path,
+                                                          backend: str) -> None:
     """12 raters answer at once, each firing every answer from two threads (double clicks)."""
     h = study.create_study(tmp_path, "s6", make_config(study_bench_dir, mode="adaptive", attention_every=2))
     raters = [study.add_rater(h, f"r{i}") for i in range(12)]
@@ -164,12 +234,10 @@ def test_concurrent_raters_store_every_answer_exactly_once(study_bench_dir: Path
     assert outcomes == {"stored": total, "duplicate": total}
     df = study.judgements(h)
     assert len(df) == total
-    con = sqlite3.connect(tmp_path / "s6" / "study.db")
-    assert con.execute("SELECT COUNT(*), COUNT(DISTINCT trial_id) FROM judgements").fetchone() == (total, total)
-    assert con.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == total
+    assert stored_counts(h) == (total, total, total)
 
 
-def test_import_hific_data_and_exclusion(shared_data: Path, tmp_path: Path) -> None:
+def test_import_hific_data_and_exclusion(shared_data: Path, tmp_path: Path, backend: str) -> None:
     h = study.create_import_study(tmp_path, "hific2020")
     df = load_judgements(shared_data / "hific_userstudy" / "userstudy.json")
     assert study.import_judgements(h, df) == 5220
@@ -222,9 +290,8 @@ print(stored)
 """
 
 
-def test_several_processes_share_one_study_database(study_bench_dir: Path, tmp_path: Path) -> None:
-    """Three processes (like three app servers) write to the same SQLite file at once."""
-    import subprocess
+def test_several_processes_share_one_study_database(study_bench_dir: Path, tmp_path: Path, backend: str) -> None:
+    """Three processes (like three app servers) write to the same database at once."""
     import sys
 
     h = study.create_study(tmp_path, "mp", make_config(study_bench_dir, attention_every=0))
@@ -233,13 +300,10 @@ def test_several_processes_share_one_study_database(study_bench_dir: Path, tmp_p
                               stdout=subprocess.PIPE, text=True) for i in range(3)]
     stored = [int(p.communicate(timeout=180)[0]) for p in procs]
     assert sum(stored) == 6 * 6
-    con = sqlite3.connect(tmp_path / "mp" / "study.db")
-    assert con.execute("SELECT COUNT(*), COUNT(DISTINCT trial_id) FROM judgements").fetchone() == (36, 36)
+    assert stored_counts(h) == (36, 36, 36)
 
 
 def test_benchmark_metrics_are_normalised_best_zero(study_bench_dir: Path, tmp_path: Path) -> None:
-    import shutil
-
     import pandas as pd
 
     from study_app.charts import score_figure
@@ -263,11 +327,36 @@ def test_benchmark_metrics_are_normalised_best_zero(study_bench_dir: Path, tmp_p
 
 
 def test_failed_set_up_leaves_no_half_built_study(study_bench_dir: Path, tmp_path: Path) -> None:
-    import shutil
-
     bench = tmp_path / "bench"
     shutil.copytree(study_bench_dir, bench)
     (bench / "recon" / "jpeg" / "q20" / "kodim05.png").write_bytes(b"not a png")
     with pytest.raises(BenchmarkDirError, match="not a readable image"):
         study.create_study(tmp_path / "root", "broken", make_config(bench))
     assert not (tmp_path / "root" / "broken").exists()
+
+
+def test_a_shared_database_refuses_a_study_name_twice(study_bench_dir: Path, tmp_path: Path,
+                                                      postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one database for every host, the same study name under a second root is refused
+    in one line and leaves no folder behind."""
+    monkeypatch.setenv(study.DB_URL_ENV, postgres_url)
+    study.create_import_study(tmp_path / "host1", "shared")
+    with pytest.raises(study.StudyError, match="already exists in the study database"):
+        study.create_import_study(tmp_path / "host2", "shared")
+    assert not (tmp_path / "host2" / "shared").exists()
+
+
+def test_names_too_long_for_the_database_are_refused(study_bench_dir: Path, tmp_path: Path, backend: str) -> None:
+    """PostgreSQL enforces column lengths that SQLite ignores: both refuse the same names in
+    one line, before anything is stored."""
+    import pandas as pd
+
+    h = study.create_import_study(tmp_path, "long")
+    df = pd.DataFrame({"rater": ["r"], "image": ["kodim01"], "winner": ["x" * 256], "loser": ["jpeg:q5"],
+                       "random_choice": [False]})
+    with pytest.raises(study.StudyError, match="longer than 255 characters"):
+        study.import_judgements(h, df)
+    assert study.judgements(h).empty
+    assert study.import_judgements(h, df.assign(winner="x" * 255)) == 1
+    with pytest.raises(study.StudyError, match="longer than 255 characters"):
+        make_config(study_bench_dir, methods=["jpeg:q5", "jpeg:" + "q" * 251]).check()
