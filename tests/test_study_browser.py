@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from study_app import study
 from study_app.flipper import data_uri
+from study_app.server import serve
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settle(page) -> None:
@@ -46,31 +34,9 @@ def served_study(study_bench_dir: Path, tmp_path: Path):
                                images=["kodim01", "kodim05"], crop_size=96, n_positions=2,
                                comparisons_per_rater=6, attention_every=0)
     h = study.create_study(tmp_path, "web", config)
-    port = free_port()
-    env = {**os.environ, "HIFIC_STUDY_ROOT": str(tmp_path)}
-    env.pop("HIFIC_STUDY_ADMIN_PASSWORD", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "study_app/app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("streamlit did not start") from None
-                time.sleep(0.5)
-        yield h, f"http://127.0.0.1:{port}/"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the process group this fixture started
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    env = {k: v for k, v in os.environ.items() if k != "HIFIC_STUDY_ADMIN_PASSWORD"}
+    with serve(tmp_path, env) as url:
+        yield h, url
 
 
 def check_flips_stay_in_the_browser(page, paths: dict[str, Path], sent: list) -> None:
