@@ -1,7 +1,8 @@
 """Storage of a rating study: studies, items (crops), raters, trials and judgements.
 
 SQLAlchemy over SQLite in WAL mode by default (``study.db`` in the study directory); any
-SQLAlchemy URL, e.g. PostgreSQL, works for studies with many raters on several hosts.
+SQLAlchemy URL, e.g. PostgreSQL through psycopg 3 (``postgresql+psycopg://user:pw@host/db``,
+tested against a real server), works for studies with many raters on several hosts.
 Exactly-once answers rest on the database: a judgement's ``trial_id`` is unique, so double
 clicks, refreshes, replays and concurrent sessions can never store a trial twice.
 """
