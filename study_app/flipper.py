@@ -38,7 +38,7 @@ CSS = """
 .flip { font: inherit; padding: 0.4rem 1.2rem; border-radius: 0.5rem; border: none; cursor: pointer;
         color: white; background: var(--st-primary-color, #ff4b4b); }
 .hint { color: var(--st-text-color, #31333f); opacity: 0.6; font-size: 0.85rem; }
-.panes { display: flex; gap: 1.5rem; align-items: flex-start; overflow-x: auto; }
+.panes { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
 figure { margin: 0; }
 figcaption { font-weight: 600; font-size: 1.25rem; margin-bottom: 0.3rem; color: var(--st-text-color, #31333f); }
 img { display: block; max-width: none; image-rendering: auto; }
