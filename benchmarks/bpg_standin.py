@@ -27,7 +27,7 @@ from hific.image_io import atomic_write_bytes  # noqa: E402
 # CompressAI's published Kodak results for BPG 0.9.8, 4:4:4, x265 (see REFERENCE.md).
 BPG098_BPP = np.array([0.068, 0.161, 0.352, 0.685, 1.20])
 BPG098_PSNR = np.array([26.20, 28.68, 31.60, 34.86, 38.26])
-QPS = (20, 24, 28, 32, 36, 40, 44, 48)
+QPS = (20, 24, 28, 32, 36, 40, 44, 48, 51)
 
 
 def compare(curve: pd.DataFrame) -> pd.DataFrame:

@@ -258,3 +258,16 @@ def test_bad_images_are_reported_and_the_rest_runs(kodak, tmp_path, capsys):
     assert per_image.set_index("image").ms_ssim.isna().tolist() == [False, True]
     summary = pd.read_csv(out / "summary.csv")
     assert summary.n_patches.tolist() == [1] and summary.fid.isna().all()
+
+
+def test_bpg_standin_comparison_interpolates_at_the_published_bpps():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bpg_standin", REPO / "benchmarks" / "bpg_standin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    same = pd.DataFrame({"qp": range(5), "bpp": module.BPG098_BPP, "psnr": module.BPG098_PSNR + 0.5})
+    table = module.compare(same)
+    assert np.allclose(table.delta_db, 0.5)
+    narrow = module.compare(same.iloc[1:4])
+    assert narrow.delta_db.isna().tolist() == [True, False, False, False, True]
