@@ -20,18 +20,23 @@ $(STAMP): pyproject.toml
 # Headless Chromium for the browser tests (Debian's package; Playwright drives it).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
 
 # PostgreSQL server binaries for the storage tests (Debian's package; each test run starts
 # and deletes its own throw-away server on a Unix socket).
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL tests need Debian's postgresql: sudo apt-get install postgresql"; fi; }
 
+# The main job: the benchmark on the embedded default images (scikit-image's photos) with the shipped
+# HiFiC models and BPG (or its labelled x265 stand-in), then the HTML report of the analysis notebooks.
+DEMO_OUT ?= results/demo
 demo: $(STAMP)
-	$(PY) -m hific.demo
+	$(PY) benchmarks/run.py --codecs hific,bpg --out $(DEMO_OUT)
+	$(PY) -m analysis.report $(DEMO_OUT) --out $(DEMO_OUT)/report.html --reference hific --baselines bpg,bpg-x265
+	@echo "demo: results in $(DEMO_OUT)/ (per_image.csv, summary.csv, recon/), report: $(DEMO_OUT)/report.html"
 
 test: $(STAMP) browser postgres
 	$(PY) -m pytest -q
