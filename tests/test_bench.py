@@ -34,10 +34,10 @@ def crop(kodak) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def crops_dir(kodak, tmp_path_factory) -> Path:
-    """Two 384x256 Kodak crops (one 256x256 patch each)."""
+    """Two 256x256 Kodak crops (one patch each)."""
     folder = tmp_path_factory.mktemp("crops")
     for name in ("kodim07", "kodim23"):
-        Image.fromarray(read_image(kodak / f"{name}.png")[:256, :384]).save(folder / f"{name}.png")
+        Image.fromarray(read_image(kodak / f"{name}.png")[:256, 64:320]).save(folder / f"{name}.png")
     return folder
 
 
@@ -108,16 +108,23 @@ def test_learned_codec_round_trips(crop, random_small_checkpoint):
     assert codec.version(setting) == hific.load(setting).fingerprint
 
 
-@pytest.mark.parametrize("name,target", [("jpeg", 1.5), ("bpg-x265", 0.8)])
-def test_match_bpp_search_lands_closest(crop, name, target):
-    codec = codecs.get(name)
-    image = BenchImage("crop", crop)
-    lo, hi = codec.quality_range
-    every = {q: bpp_of(len(codec.encode(crop, codec.setting(q))), crop.shape[1], crop.shape[0])
-             for q in range(lo, hi + 1)}
-    best = min(abs(b - target) for b in every.values())
-    found = search_quality(codec, target, image)
-    assert abs(every[found] - target) == pytest.approx(best)
+def bpp_at(codec, image: np.ndarray, quality: int) -> float:
+    return bpp_of(len(codec.encode(image, codec.setting(quality))), image.shape[1], image.shape[0])
+
+
+def test_match_bpp_search_lands_closest(crop):
+    """JPEG: the search finds what trying every quality finds."""
+    codec = codecs.get("jpeg")
+    every = {q: bpp_at(codec, crop, q) for q in range(1, 96)}
+    found = search_quality(codec, 1.5, BenchImage("crop", crop))
+    assert abs(every[found] - 1.5) == pytest.approx(min(abs(b - 1.5) for b in every.values()))
+
+
+def test_match_bpp_search_for_bpg_beats_the_neighbouring_qps(crop):
+    codec = codecs.get("bpg-x265")
+    found = search_quality(codec, 0.8, BenchImage("crop", crop))
+    errors = {q: abs(bpp_at(codec, crop, q) - 0.8) for q in (found - 1, found, found + 1)}
+    assert errors[found] == min(errors.values())
 
 
 def test_datasets(shared_data, tmp_path):
@@ -138,10 +145,11 @@ def cache_snapshot(out: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in (out / "cache").rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_full_command_writes_the_contract_and_resumes(crops_dir, random_small_checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["--codecs", "jpeg,bpg,hific", "--dataset", str(crops_dir), "--settings", "jpeg=q30",
-            "--settings", "bpg=qp36", "--settings", f"hific={random_small_checkpoint}", "--match-bpp", "1.0",
+            "--settings", f"hific={random_small_checkpoint}", "--match-bpp", "1.0",
             "--metrics", "psnr,msssim,lpips,fid,kid", "--out", str(out), "--workers", "2"]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -151,9 +159,8 @@ def test_full_command_writes_the_contract_and_resumes(crops_dir, random_small_ch
     assert list(per_image.columns) == PER_IMAGE_COLUMNS
     assert list(summary.columns) == SUMMARY_COLUMNS and list(images.columns) == IMAGES_COLUMNS
     methods = set(zip(summary.codec, summary.setting))
-    assert methods == {("jpeg", "q30"), ("jpeg", "bpp1.000"), ("bpg-x265", "qp36"), ("bpg-x265", "bpp1.000"),
-                       ("hific", "random-small")}
-    assert len(per_image) == 5 * 2 and (summary.n_images == 2).all()
+    assert methods == {("jpeg", "q30"), ("jpeg", "bpp1.000"), ("bpg-x265", "bpp1.000"), ("hific", "random-small")}
+    assert len(per_image) == 4 * 2 and (summary.n_images == 2).all()
     assert (summary.n_patches == 2).all() and summary.fid.notna().all() and summary.kid.notna().all()
     assert np.allclose(per_image.bpp, per_image.bytes * 8 / (per_image.width * per_image.height))
     for row in per_image.itertuples():
@@ -182,19 +189,20 @@ def wait_for_entries(out: Path, count: int, proc: subprocess.Popen, limit: float
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_valid_files_and_continues(kodak, tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
     for name in ("kodim01", "kodim02", "kodim03", "kodim04"):
         (data / f"{name}.png").symlink_to(kodak / f"{name}.png")
-    args = ["--codecs", "bpg-x265", "--settings", "qp30,qp34,qp38", "--dataset", str(data), "--metrics", "psnr",
+    args = ["--codecs", "bpg-x265", "--settings", "qp30,qp38", "--dataset", str(data), "--metrics", "psnr",
             "--out", str(out), "--workers", "1"]
     proc = subprocess.Popen([*RUN, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_entries(out, 3, proc)
     proc.send_signal(signal.SIGTERM)  # a polite stop writes the finished rows
     assert proc.wait(timeout=120) == 130
     partial = pd.read_csv(out / "per_image.csv")
-    assert list(partial.columns) == PER_IMAGE_COLUMNS and 0 < len(partial) < 12
+    assert list(partial.columns) == PER_IMAGE_COLUMNS and 0 < len(partial) < 8
 
     proc = subprocess.Popen([*RUN, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_entries(out, len(partial) + 3, proc)
@@ -207,7 +215,7 @@ def test_killed_run_leaves_valid_files_and_continues(kodak, tmp_path, capsys):
     code, _, err = run_main(capsys, *args)
     assert code == 0, err[-2000:]
     done = pd.read_csv(out / "per_image.csv")
-    assert len(done) == 12 and done.psnr.notna().all()
+    assert len(done) == 8 and done.psnr.notna().all()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -282,7 +282,8 @@ class Run:
     def summary(self, with_set_metrics: bool) -> pd.DataFrame:
         per_image = self.per_image()
         rows = []
-        for mi, method in enumerate(self.methods):
+        show = with_set_metrics and any(m in self.wanted for m in M.SET_METRICS)
+        for mi, method in enumerate(tqdm(self.methods, desc="FID/KID on patches", unit="method", disable=not show)):
             part = per_image[(per_image.codec == method.codec.name) & (per_image.setting == method.label)]
             if part.empty:
                 continue
