@@ -9,8 +9,6 @@ image of each model is a warm-up and is not counted. Writes nothing but the tabl
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,8 @@ from tqdm import tqdm
 import hific
 from hific.codec import Codec
 from hific.config import MODEL_CONFIGS
-from hific.image_io import atomic_write_bytes, read_image
+from hific.bench.tables import print_table
+from hific.image_io import read_image
 from hific.model import HiFiC
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
@@ -77,13 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for spec in args.models.split(","):
         results.append(time_codec(make_codec(spec, device), images, device))
-    table = pd.DataFrame(results)
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__},"
-          f" device {device}, peak RSS {peak_gb:.1f} GB")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if args.csv:
-        atomic_write_bytes(args.csv, table.to_csv(index=False).encode())
+    print_table(pd.DataFrame(results), args.csv, device)
     return 0
 
 

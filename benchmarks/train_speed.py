@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
-import resource
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ import torch
 
 from hific.config import train_config
 from hific.errors import HificError
-from hific.image_io import atomic_write_bytes
+from hific.bench.tables import print_table
 from hific.train.trainer import Trainer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bsds500" / "train"
@@ -75,13 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except HificError as e:
         print(f"train_speed: error: {e}", file=sys.stderr)
         return 2
-    table = pd.DataFrame(rows)
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, peak RSS {peak_gb:.1f} GB")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if args.csv:
-        atomic_write_bytes(args.csv, table.to_csv(index=False).encode())
+    print_table(pd.DataFrame(rows), args.csv)
     return 0
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hific.config import ModelConfig
-from hific.errors import ModelNotFoundError
+from hific.errors import HificError, ModelNotFoundError
 from hific.image_io import atomic_write_bytes
 from hific.model import HiFiC
 
@@ -55,15 +55,32 @@ def _config_of(model: nn.Module) -> dict[str, Any]:
     return {"N": model.N, "M": model.M}
 
 
+def write_blob(blob: dict, path: str | Path) -> None:
+    """``torch.save`` a dict atomically (temporary file + rename)."""
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_blob(path: str | Path, error: type[HificError], what: str) -> dict:
+    """``torch.load`` a dict safely (``weights_only``); ``error`` with one clear line when it cannot be read."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except Exception as e:  # pickle/zip errors come in many types
+        raise error(f"{path}: not a readable {what} ({type(e).__name__})") from None
+    if not isinstance(blob, dict):
+        raise error(f"{path}: not a hific {what}")
+    return blob
+
+
 def save_checkpoint(model: nn.Module, path: str | Path, name: str, metadata: dict | None = None,
                     half: bool = True) -> Path:
     """Write an inference checkpoint atomically (weights in float16 when ``half``)."""
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in learned_state(model).items()}
-    blob = {"format": FORMAT, "version": FORMAT_VERSION, "name": name, "kind": model_kind(model),
-            "config": _config_of(model), "state_dict": state, "metadata": metadata or {}}
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_blob({"format": FORMAT, "version": FORMAT_VERSION, "name": name, "kind": model_kind(model),
+                "config": _config_of(model), "state_dict": state, "metadata": metadata or {}}, path)
     return Path(path)
 
 
@@ -91,14 +108,8 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, str, dict]:
     """(model in eval mode, its name, its metadata) from a checkpoint file."""
-    path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # pickle/zip errors come in many types
-        raise ModelNotFoundError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+    blob = read_blob(path, ModelNotFoundError, "checkpoint")
+    if blob.get("format") != FORMAT:
         raise ModelNotFoundError(f"{path}: not a hific checkpoint")
     model = load_weights(build_model(blob["kind"], blob["config"]), blob["state_dict"])
     return model, blob["name"], blob.get("metadata", {})

@@ -27,6 +27,7 @@ from hific.discriminator import Discriminator
 from hific.errors import HificError
 from hific.image_io import atomic_write_bytes, write_png
 from hific.model import HiFiC
+from hific.zoo import read_blob, save_checkpoint, write_blob
 from hific.train import losses, rate_control
 from hific.train.data import CropDataset, StepSampler, list_images, load_validation
 
@@ -80,21 +81,10 @@ def is_aux(name: str) -> bool:
     return name.endswith("quantiles")
 
 
-def _save_atomic(blob: dict, path: Path) -> None:
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def read_training_checkpoint(path: Path) -> dict:
     """A training checkpoint written by :meth:`Trainer.save`; one clear error when unusable."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainingError(f"{path}: no such training checkpoint") from None
-    except Exception as e:  # pickle/zip errors come in many types
-        raise TrainingError(f"{path}: not a readable training checkpoint ({type(e).__name__})") from None
-    if not isinstance(blob, dict) or "model" not in blob or "step" not in blob:
+    blob = read_blob(path, TrainingError, "training checkpoint")
+    if "model" not in blob or "step" not in blob:
         raise TrainingError(f"{path}: not a hific training checkpoint")
     return blob
 
@@ -304,7 +294,7 @@ class Trainer:
         """Write the training checkpoint atomically (rank 0 only under torchrun)."""
         path = path or self.run_dir / CHECKPOINT
         if self.rank == 0:
-            _save_atomic(self.state(), path)
+            write_blob(self.state(), path)
         return path
 
     def resume(self, path: Path | None = None) -> None:
@@ -429,7 +419,6 @@ def hardware(device: torch.device, world: int = 1) -> str:
 
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> Path:
     """Write the inference checkpoint (float16, :func:`hific.zoo.save_checkpoint`) of a training checkpoint."""
-    from hific.zoo import save_checkpoint
 
     blob = read_training_checkpoint(Path(checkpoint))
     cfg = TrainConfig.from_dict(blob["config"])
