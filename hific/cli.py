@@ -98,12 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"hific: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors become one line on stderr and a non-zero exit (HIFIC_DEBUG=1 shows tracebacks)."""
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"hific: warning: {msg}\n"
     try:
-        args.func(args)
+        with warnings.catch_warnings():  # warnings as one line each, restored afterwards
+            warnings.showwarning = _show_warning
+            args.func(args)
     except HificError as e:
         print(f"hific: error: {e}", file=sys.stderr)
         return 2
