@@ -72,14 +72,17 @@ def scale_table() -> list[float]:
     return np.exp(np.linspace(np.log(SCALES_MIN), np.log(SCALES_MAX), SCALES_LEVELS)).tolist()
 
 
+def _named(table: dict, name: str, what: str):
+    """``table[name]``, or one clear error listing the names of ``what`` there are."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ModelNotFoundError(f"unknown {what} {name!r}; choose one of {', '.join(table)}") from None
+
+
 def model_config(name: str) -> ModelConfig:
     """The named model configuration (``paper`` or ``small``)."""
-    try:
-        return MODEL_CONFIGS[name]
-    except KeyError:
-        raise ModelNotFoundError(
-            f"unknown model configuration {name!r}; choose one of {', '.join(MODEL_CONFIGS)}"
-        ) from None
+    return _named(MODEL_CONFIGS, name, "model configuration")
 
 
 # --- Training presets (paper Sec. 3 and its official code, models/hific/configs.py) -----------------------
@@ -172,9 +175,4 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = _train_configs()
 
 def train_config(name: str) -> TrainConfig:
     """The named training preset (see :data:`TRAIN_CONFIGS`)."""
-    try:
-        return TRAIN_CONFIGS[name]
-    except KeyError:
-        raise ModelNotFoundError(
-            f"unknown training configuration {name!r}; choose one of {', '.join(TRAIN_CONFIGS)}"
-        ) from None
+    return _named(TRAIN_CONFIGS, name, "training configuration")
