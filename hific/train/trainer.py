@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from hific.config import MS_WIDTHS, TrainConfig, model_config, train_config
+from hific.config import MS_WIDTHS, TrainConfig, model_config
 from hific.discriminator import Discriminator
 from hific.errors import HificError
 from hific.image_io import atomic_write_bytes, write_png
@@ -428,8 +428,3 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> 
     meta = {"train_config": cfg.to_dict(), "steps": blob["step"], "wall_s": round(blob["wall_s"], 1),
             "data": blob["data"], "hardware": blob["hardware"]}
     return save_checkpoint(model.eval(), out, name or cfg.name, meta)
-
-
-def run_dir_for(name: str, root: str | Path = "runs") -> Path:
-    """Where a configuration's run lives by default: runs/<name>/."""
-    return Path(root) / train_config(name).name
