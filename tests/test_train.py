@@ -160,6 +160,18 @@ def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, 
     assert hific_cli(capsys, *common[:3], "--run-dir", str(run), "--export", str(out))[0] == 0
     codec = hific.load(out)
     assert codec.metadata["steps"] == 3
+    # Run after run: a new run continues the exported weights, step count and schedule where they were.
+    more, out2 = tmp_path / "more", tmp_path / "ms-lo-more.pt"
+    again = [a if a != str(run) else str(more) for a in common]
+    assert hific_cli(capsys, *again, "--steps", "5", "--warm-start", str(out))[0] == 0
+    assert [line.split(",")[0] for line in (more / "log.csv").read_text().splitlines()[1:]] == ["4", "5"]
+    assert hific_cli(capsys, *common[:3], "--run-dir", str(more), "--export", str(out2))[0] == 0
+    meta = hific.load(out2).metadata
+    assert meta["steps"] == 5 and [h["steps"] for h in meta["history"]] == [[0, 3], [3, 5]]
+    assert meta["wall_s"] >= sum(h["wall_s"] for h in meta["history"]) - 0.2
+    other = [{"ms-lo": "ms-hi", str(more): str(tmp_path / "other")}.get(a, a) for a in again]
+    rc, err = hific_cli(capsys, *other, "--warm-start", str(out))
+    assert rc == 2 and "a checkpoint of 'ms-lo', not of 'ms-hi'" in err
     img = np.asarray(__import__("PIL.Image").Image.open(shared_data / "kodak" / "kodim23.png"))[:64, :64]
     enc = codec.encode(img)
     assert codec.decompress(enc.data).shape == (64, 64, 3)

@@ -19,6 +19,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--init", type=Path, help="stage-1 training checkpoint to start stage 2 from "
                                               "(default runs/<init config>/last.pt)")
+    p.add_argument("--warm-start", metavar="NAME|PT",
+                   help="continue an exported checkpoint of this preset (e.g. the shipped one of the same name): "
+                        "its weights, step count and wall time, with fresh optimisers")
     p.add_argument("--steps", type=int, help="run length; the schedule's boundaries scale with it")
     p.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
     p.add_argument("--crop", type=int, help="training crop size (multiple of 64)")
@@ -75,14 +78,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         if ckpt.exists():
             raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or another --run-dir")
         cfg = _overrides(train_config(args.config), args)
+    if args.warm_start and (args.resume or args.init):
+        raise TrainingError("--warm-start starts a run: it cannot be combined with --resume or --init")
     init = None
-    if cfg.init_from and not args.resume:
+    if cfg.init_from and not args.resume and not args.warm_start:
         init = args.init or run_dir.parent / cfg.init_from / CHECKPOINT
         if not init.exists():
             raise TrainingError(f"stage 2 starts from a stage-1 run: {init} does not exist "
                                 f"(train --config {cfg.init_from} first, or pass --init)")
     val = list_images([args.val])[: args.val_count] if args.val else None
-    trainer = Trainer(cfg, args.data, run_dir, device=args.device, val_files=val, init=init, workers=args.workers)
+    trainer = Trainer(cfg, args.data, run_dir, device=args.device, val_files=val, init=init, workers=args.workers,
+                      warm_start=args.warm_start)
     if args.resume:
         trainer.resume(ckpt)
     trainer.fit()

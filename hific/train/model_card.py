@@ -47,7 +47,7 @@ def training_row(name: str, meta: dict) -> dict:
     return {"model": name, "trained as": what, "steps": meta.get("steps", ""),
             "batch x crop": f"{cfg.get('batch_size', '')} x {cfg.get('crop', '')}" if cfg else "",
             "lr": cfg.get("lr", ""), "wall time (h)": round(meta.get("wall_s", 0) / 3600, 2),
-            "hardware": meta.get("hardware", "")}
+            "hardware": meta.get("hardware", ""), "runs": len(meta.get("history", [])) or 1}
 
 
 def render(summary: pd.DataFrame, checkpoints: dict[str, Path], command: str, notes: str = "") -> str:

@@ -120,7 +120,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, data: list[str | Path], run_dir: str | Path, device: str = "auto",
                  val_files: list[Path] | None = None, init: str | Path | None = None, workers: int = 0,
-                 lpips_net: nn.Module | None = None, progress: bool = True) -> None:
+                 lpips_net: nn.Module | None = None, progress: bool = True, warm_start: str | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.rank, self.world, self.device = setup_distributed(pick_device(device))
@@ -150,9 +150,14 @@ class Trainer:
         self.aux_opt = torch.optim.Adam([p for n, p in named if is_aux(n)], lr=cfg.aux_lr)
         self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr) if self.disc is not None else None
         self.step, self.bad_steps, self.wall_s = 0, 0, 0.0
+        # Earlier runs this one continues (see warm_start) and where this run began: (step, wall_s).
+        self.history: list[dict] = []
+        self.segment_start = (0, 0.0)
         self.val = load_validation(val_files, min(256, cfg.crop * 2)).to(self.device) if val_files else None
         if init is not None:
             self.init_from(Path(init))
+        if warm_start is not None:
+            self.warm_start(warm_start)
         self.net, self.dnet = self._wrap(self.model), self._wrap(self.disc)
 
     # --- distributed --------------------------------------------------------------------------------------
@@ -283,7 +288,8 @@ class Trainer:
         blob = {"config": self.cfg.to_dict(), "step": self.step, "wall_s": self.wall_s, "bad_steps": self.bad_steps,
                 "data": self.data_dirs, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "aux_opt": self.aux_opt.state_dict(), "rng_cpu": torch.get_rng_state(),
-                "hardware": hardware(self.device, self.world)}
+                "hardware": hardware(self.device, self.world), "history": self.history,
+                "segment_start": list(self.segment_start)}
         if self.device.type == "cuda":
             blob["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.disc is not None:
@@ -310,6 +316,7 @@ class Trainer:
             self.disc.load_state_dict(blob["disc"])
             self.d_opt.load_state_dict(blob["d_opt"])
         self.step, self.wall_s, self.bad_steps = blob["step"], blob["wall_s"], blob["bad_steps"]
+        self.history, self.segment_start = blob.get("history", []), tuple(blob.get("segment_start", (0, 0.0)))
         torch.set_rng_state(blob["rng_cpu"])
         if "rng_cuda" in blob and self.device.type == "cuda":
             torch.cuda.set_rng_state(blob["rng_cuda"], self.device)
@@ -321,6 +328,25 @@ class Trainer:
             raise TrainingError(f"{path}: a {blob['config']['model']} {blob['config']['kind']} run cannot "
                                 f"initialise {self.cfg.name!r}")
         self.model.load_state_dict(blob["model"])
+
+    def warm_start(self, name_or_path: str) -> None:
+        """Continue training an exported checkpoint of this configuration (a shipped name or a path), run after
+        run on whatever machine is at hand: its weights, step count (so the schedule goes on where it was) and
+        wall time. Optimisers start afresh, and so does D in stage 2 (exports hold E, G, P only)."""
+        from hific.zoo import load_weights, resolve
+
+        model, name, meta = resolve(name_or_path)
+        cfg = meta.get("train_config", {})
+        if (cfg.get("name"), cfg.get("kind"), cfg.get("model")) != (self.cfg.name, self.cfg.kind, self.cfg.model):
+            raise TrainingError(f"--warm-start {name_or_path}: a checkpoint of {cfg.get('name', 'an unknown run')!r}, "
+                                f"not of {self.cfg.name!r}")
+        if int(meta["steps"]) >= self.cfg.steps:
+            raise TrainingError(f"--warm-start {name_or_path}: already at step {meta['steps']}; "
+                                f"give --steps above it")
+        load_weights(self.model, model.state_dict())
+        self.step, self.wall_s = int(meta["steps"]), float(meta["wall_s"])
+        self.history = meta.get("history") or [segment(0, self.step, self.wall_s, meta.get("hardware", ""), cfg)]
+        self.segment_start = (self.step, self.wall_s)
 
     # --- validation ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -417,6 +443,12 @@ def hardware(device: torch.device, world: int = 1) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def segment(first: int, last: int, wall_s: float, where: str, cfg: dict) -> dict:
+    """One run of a checkpoint's training history: steps first..last, how long, where, and with what batch."""
+    return {"steps": [int(first), int(last)], "wall_s": round(float(wall_s), 1), "hardware": where,
+            "batch_size": cfg.get("batch_size"), "crop": cfg.get("crop"), "lr": cfg.get("lr")}
+
+
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> Path:
     """Write the inference checkpoint (float16, :func:`hific.zoo.save_checkpoint`) of a training checkpoint."""
 
@@ -425,6 +457,10 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> 
     model = build_codec_model(cfg)
     model.load_state_dict(blob["model"])
     model.update(force=True)
+    start_step, start_wall = blob.get("segment_start", (0, 0.0))
+    history = blob.get("history", []) + [segment(start_step, blob["step"], blob["wall_s"] - start_wall,
+                                                 blob["hardware"], blob["config"])]
     meta = {"train_config": cfg.to_dict(), "steps": blob["step"], "wall_s": round(blob["wall_s"], 1),
-            "data": blob["data"], "hardware": blob["hardware"]}
+            "data": blob["data"], "hardware": "; ".join(dict.fromkeys(h["hardware"] for h in history)),
+            "history": history}
     return save_checkpoint(model.eval(), out, name or cfg.name, meta)
