@@ -116,6 +116,21 @@ def test_resume_continues_exactly(train_dir, lpips_net, tmp_path):
         assert torch.equal(va, vb)
 
 
+def test_stage_two_starts_from_the_stage_one_weights_and_records_it(train_dir, lpips_net, tmp_path):
+    from hific.train.trainer import export
+    from hific.zoo import load_checkpoint
+
+    one = make(tiny("nogan-lo", steps=2), train_dir, lpips_net, tmp_path / "one")
+    one.fit()
+    two = make(tiny("hific-lo", steps=1), train_dir, lpips_net, tmp_path / "two", init=one.run_dir / "last.pt")
+    for (k, va), vb in zip(one.model.state_dict().items(), two.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert two.step == 0
+    two.fit()
+    _, _, meta = load_checkpoint(export(two.run_dir / "last.pt", tmp_path / "hific-lo.pt"))
+    assert meta["init"]["config"] == "nogan-lo" and meta["init"]["steps"] == 2 and meta["steps"] == 1
+
+
 def test_nan_steps_are_skipped_then_the_run_stops(train_dir, lpips_net, batch, tmp_path):
     t = make(dataclasses.replace(tiny("nogan-lo"), max_bad_steps=2), train_dir, lpips_net, tmp_path)
     before = {k: v.clone() for k, v in t.model.state_dict().items()}

@@ -42,6 +42,8 @@ def training_row(name: str, meta: dict) -> dict:
     elif cfg:
         what = (f"HiFiC {'stage 2 (GAN)' if cfg.get('gan') else 'stage 1 (no GAN)'}, r_t {cfg.get('target_bpp')}, "
                 f"lambda_a {cfg.get('lambda_a')}, lambda_b {cfg.get('lambda_b')}")
+        if meta.get("init"):
+            what += f", from {meta['init']['config']} at step {meta['init']['steps']}"
     else:
         what = "not trained by hific train"
     return {"model": name, "trained as": what, "steps": meta.get("steps", ""),

@@ -153,6 +153,7 @@ class Trainer:
         # Earlier runs this one continues (see warm_start) and where this run began: (step, wall_s).
         self.history: list[dict] = []
         self.segment_start = (0, 0.0)
+        self.init_info: dict | None = None      # the stage-1 run stage 2 started from (see init_from)
         self.val = load_validation(val_files, min(256, cfg.crop * 2)).to(self.device) if val_files else None
         if init is not None:
             self.init_from(Path(init))
@@ -289,7 +290,7 @@ class Trainer:
                 "data": self.data_dirs, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "aux_opt": self.aux_opt.state_dict(), "rng_cpu": torch.get_rng_state(),
                 "hardware": hardware(self.device, self.world), "history": self.history,
-                "segment_start": list(self.segment_start)}
+                "segment_start": list(self.segment_start), "init": self.init_info}
         if self.device.type == "cuda":
             blob["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.disc is not None:
@@ -317,6 +318,7 @@ class Trainer:
             self.d_opt.load_state_dict(blob["d_opt"])
         self.step, self.wall_s, self.bad_steps = blob["step"], blob["wall_s"], blob["bad_steps"]
         self.history, self.segment_start = blob.get("history", []), tuple(blob.get("segment_start", (0, 0.0)))
+        self.init_info = blob.get("init")
         torch.set_rng_state(blob["rng_cpu"])
         if "rng_cuda" in blob and self.device.type == "cuda":
             torch.cuda.set_rng_state(blob["rng_cuda"], self.device)
@@ -328,6 +330,7 @@ class Trainer:
             raise TrainingError(f"{path}: a {blob['config']['model']} {blob['config']['kind']} run cannot "
                                 f"initialise {self.cfg.name!r}")
         self.model.load_state_dict(blob["model"])
+        self.init_info = {"config": blob["config"]["name"], "steps": blob["step"], "wall_s": round(blob["wall_s"], 1)}
 
     def warm_start(self, name_or_path: str) -> None:
         """Continue training an exported checkpoint of this configuration (a shipped name or a path), run after
@@ -462,5 +465,5 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> 
                                                  blob["hardware"], blob["config"])]
     meta = {"train_config": cfg.to_dict(), "steps": blob["step"], "wall_s": round(blob["wall_s"], 1),
             "data": blob["data"], "hardware": "; ".join(dict.fromkeys(h["hardware"] for h in history)),
-            "history": history}
+            "history": history, "init": blob.get("init")}
     return save_checkpoint(model.eval(), out, name or cfg.name, meta)
