@@ -150,9 +150,7 @@ class Trainer:
         self.aux_opt = torch.optim.Adam([p for n, p in named if is_aux(n)], lr=cfg.aux_lr)
         self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr) if self.disc is not None else None
         self.step, self.bad_steps, self.wall_s = 0, 0, 0.0
-        # Earlier runs this one continues (see warm_start) and where this run began: (step, wall_s).
-        self.history: list[dict] = []
-        self.segment_start = (0, 0.0)
+        self.history: list[dict] = []           # earlier runs this one continues (see warm_start)
         self.init_info: dict | None = None      # the stage-1 run stage 2 started from (see init_from)
         self.val = load_validation(val_files, min(256, cfg.crop * 2)).to(self.device) if val_files else None
         if init is not None:
@@ -289,8 +287,7 @@ class Trainer:
         blob = {"config": self.cfg.to_dict(), "step": self.step, "wall_s": self.wall_s, "bad_steps": self.bad_steps,
                 "data": self.data_dirs, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "aux_opt": self.aux_opt.state_dict(), "rng_cpu": torch.get_rng_state(),
-                "hardware": hardware(self.device, self.world), "history": self.history,
-                "segment_start": list(self.segment_start), "init": self.init_info}
+                "hardware": hardware(self.device, self.world), "history": self.history, "init": self.init_info}
         if self.device.type == "cuda":
             blob["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.disc is not None:
@@ -317,8 +314,7 @@ class Trainer:
             self.disc.load_state_dict(blob["disc"])
             self.d_opt.load_state_dict(blob["d_opt"])
         self.step, self.wall_s, self.bad_steps = blob["step"], blob["wall_s"], blob["bad_steps"]
-        self.history, self.segment_start = blob.get("history", []), tuple(blob.get("segment_start", (0, 0.0)))
-        self.init_info = blob.get("init")
+        self.history, self.init_info = blob.get("history", []), blob.get("init")
         torch.set_rng_state(blob["rng_cpu"])
         if "rng_cuda" in blob and self.device.type == "cuda":
             torch.cuda.set_rng_state(blob["rng_cuda"], self.device)
@@ -338,7 +334,7 @@ class Trainer:
         wall time. Optimisers start afresh, and so does D in stage 2 (exports hold E, G, P only)."""
         from hific.zoo import load_weights, resolve
 
-        model, name, meta = resolve(name_or_path)
+        model, _, meta = resolve(name_or_path)
         cfg = meta.get("train_config", {})
         if (cfg.get("name"), cfg.get("kind"), cfg.get("model")) != (self.cfg.name, self.cfg.kind, self.cfg.model):
             raise TrainingError(f"--warm-start {name_or_path}: a checkpoint of {cfg.get('name', 'an unknown run')!r}, "
@@ -349,7 +345,6 @@ class Trainer:
         load_weights(self.model, model.state_dict())
         self.step, self.wall_s = int(meta["steps"]), float(meta["wall_s"])
         self.history = meta.get("history") or [segment(0, self.step, self.wall_s, meta.get("hardware", ""), cfg)]
-        self.segment_start = (self.step, self.wall_s)
 
     # --- validation ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -460,9 +455,10 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> 
     model = build_codec_model(cfg)
     model.load_state_dict(blob["model"])
     model.update(force=True)
-    start_step, start_wall = blob.get("segment_start", (0, 0.0))
-    history = blob.get("history", []) + [segment(start_step, blob["step"], blob["wall_s"] - start_wall,
-                                                 blob["hardware"], blob["config"])]
+    earlier = blob.get("history", [])  # this run began where the earlier ones ended
+    start = earlier[-1]["steps"][1] if earlier else 0
+    history = earlier + [segment(start, blob["step"], blob["wall_s"] - sum(h["wall_s"] for h in earlier),
+                                 blob["hardware"], blob["config"])]
     meta = {"train_config": cfg.to_dict(), "steps": blob["step"], "wall_s": round(blob["wall_s"], 1),
             "data": blob["data"], "hardware": "; ".join(dict.fromkeys(h["hardware"] for h in history)),
             "history": history, "init": blob.get("init")}
