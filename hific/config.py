@@ -125,6 +125,9 @@ class TrainConfig:
     aux_lr: float = 1e-3                 # entropy bottleneck's auxiliary (quantile) loss, own Adam
     lr_decay_step: int = 500_000         # learning rate x lr_decay after this step
     lr_decay: float = 0.1
+    # After --warm-start (fresh Adam on trained weights) the learning rate ramps up linearly over this many
+    # steps: Adam's first updates move every weight by the full lr, which knocks a trained model out.
+    warm_start_ramp: int = 200
     warmup_steps: int = 50_000           # rate weights x warmup_rate_factor, r_t x warmup_target_factor before
     warmup_rate_factor: float = 0.5
     warmup_target_factor: float = 0.20 / 0.14

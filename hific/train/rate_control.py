@@ -21,7 +21,9 @@ def rate_weight(cfg: TrainConfig, step: int, bpp_estimate: float) -> float:
     return lam * (cfg.warmup_rate_factor if in_warmup(cfg, step) else 1.0)
 
 
-def learning_rate(cfg: TrainConfig, step: int, base: float | None = None) -> float:
-    """The learning rate at ``step``: ``base`` (default ``cfg.lr``), times ``lr_decay`` after ``lr_decay_step``."""
+def learning_rate(cfg: TrainConfig, step: int, base: float | None = None, warm_start: int | None = None) -> float:
+    """The learning rate at ``step``: ``base`` (default ``cfg.lr``), times ``lr_decay`` after ``lr_decay_step``;
+    in a run warm-started at step ``warm_start``, ramped up linearly over its first ``warm_start_ramp`` steps."""
     base = cfg.lr if base is None else base
-    return base * (cfg.lr_decay if step >= cfg.lr_decay_step else 1.0)
+    ramp = 1.0 if warm_start is None else min(1.0, (step - warm_start + 1) / cfg.warm_start_ramp)
+    return base * ramp * (cfg.lr_decay if step >= cfg.lr_decay_step else 1.0)

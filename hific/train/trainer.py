@@ -226,13 +226,18 @@ class Trainer:
         return losses.discriminator_loss(real.float(), fake.float())
 
     # --- one step -----------------------------------------------------------------------------------------
+    @property
+    def warm_started_at(self) -> int | None:
+        """The step this run continued an earlier one from (``--warm-start``), None for a run from scratch."""
+        return self.history[-1]["steps"][1] if self.history else None
+
     def _set_lr(self) -> float:
-        lr = rate_control.learning_rate(self.cfg, self.step)
+        lr = rate_control.learning_rate(self.cfg, self.step, warm_start=self.warm_started_at)
         for opt in (self.opt, self.d_opt):
             for group in (opt.param_groups if opt is not None else []):
                 group["lr"] = lr
         for group in self.aux_opt.param_groups:
-            group["lr"] = rate_control.learning_rate(self.cfg, self.step, self.cfg.aux_lr)
+            group["lr"] = rate_control.learning_rate(self.cfg, self.step, self.cfg.aux_lr, self.warm_started_at)
         return lr
 
     def _apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> bool:
