@@ -128,6 +128,7 @@ class TrainConfig:
     # After --warm-start (fresh Adam on trained weights) the learning rate ramps up linearly over this many
     # steps: Adam's first updates move every weight by the full lr, which knocks a trained model out.
     warm_start_ramp: int = 200
+    clip_grad_norm: float | None = None  # max gradient norm of E, G, P (and D); None: no clipping (official HiFiC)
     warmup_steps: int = 50_000           # rate weights x warmup_rate_factor, r_t x warmup_target_factor before
     warmup_rate_factor: float = 0.5
     warmup_target_factor: float = 0.20 / 0.14
@@ -169,7 +170,7 @@ def _train_configs() -> dict[str, TrainConfig]:
                                                       init_from=nogan, target_bpp=target, lambda_a=lam_a)
         for tag, lam in (("lo", MS_LAMBDAS[0]), ("mi", MS_LAMBDAS[1]), ("hi", MS_LAMBDAS[2])):
             out[f"ms-{tag}{suffix}"] = TrainConfig(f"ms-{tag}{suffix}", model=size, kind="ms", gan=False,
-                                                   ms_lambda=lam)
+                                                   ms_lambda=lam, clip_grad_norm=1.0)  # CompressAI's default
     return out
 
 

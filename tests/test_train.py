@@ -94,6 +94,18 @@ def test_rate_weight_switches_at_the_target():
     assert rate_control.learning_rate(cfg, 499, warm_start=300) == 1e-4
 
 
+def test_ms_gradients_are_clipped_like_compressai(train_dir, batch, tmp_path):
+    """M&S clips the gradient norm at 1.0 (CompressAI's examples/train.py default); HiFiC does not."""
+    assert train_config("ms-hi").clip_grad_norm == 1.0 and train_config("hific-lo").clip_grad_norm is None
+    norms = {}
+    for clip in (None, 1.0):
+        t = make(dataclasses.replace(tiny("ms-hi"), clip_grad_norm=clip), train_dir, None, tmp_path)
+        assert t._apply(t.generator_terms(batch)["loss"], t.opt)
+        grads = [p.grad for g in t.opt.param_groups for p in g["params"] if p.grad is not None]
+        norms[clip] = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+    assert norms[None] > 1.0 and norms[1.0] == pytest.approx(1.0, rel=1e-4)
+
+
 def test_warm_start_of_the_shipped_ms_lo_keeps_training(train_dir, tmp_path):
     """Fresh Adam on trained weights: without the lr ramp, two steps at lr 3e-4 took the shipped ms-lo's
     loss from 1.2 to inf. With it, training goes on from where the export stopped."""

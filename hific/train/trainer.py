@@ -241,13 +241,14 @@ class Trainer:
         return lr
 
     def _apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> bool:
-        """Back-propagate and step unless the loss or a gradient is NaN/Inf; True when applied."""
+        """Back-propagate, clip the gradient norm to ``clip_grad_norm`` (if set) and step, unless the loss or a
+        gradient is NaN/Inf; True when applied."""
         opt.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             return False
         loss.backward()
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        if not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, math.inf)):
+        if not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad_norm or math.inf)):
             opt.zero_grad(set_to_none=True)
             return False
         opt.step()
