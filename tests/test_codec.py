@@ -103,14 +103,14 @@ def test_models_are_shipped() -> None:
 def test_shipped_checkpoint_round_trip(name: str, kodak: Path) -> None:
     """Each shipped model: <= 25 MB, loads by name, decodes exactly; HiFiC files are within 2% of the estimate.
 
-    The short-trained M&S models land 3-6% above their estimate (the 64-level scale table rounds their
-    poorly calibrated scales down); they are held to 8%.
+    The M&S models land 2-3% above their estimate on kodim05 (the 64-level scale table rounds their scales
+    down; 3-6% when they had 950 steps); they are held to 5%.
     """
     assert zoo.shipped()[name].stat().st_size <= 25 * 1024 * 1024
     codec = hific.load(name)
     assert codec.name == name
     rgb = read_image(kodak / "kodim05.png")
     enc = codec.encode(rgb, estimate=True)
-    slack = 1.02 if codec.kind == "hific" else 1.08
+    slack = 1.02 if codec.kind == "hific" else 1.05
     assert len(enc.data) * 8 <= slack * enc.estimated_bits + bitstream.header_size(name) * 8
     np.testing.assert_array_equal(codec.decompress(enc.data), enc.reconstruction)
