@@ -229,7 +229,7 @@ class Trainer:
     @property
     def warm_started_at(self) -> int | None:
         """The step this run continued an earlier one from (``--warm-start``), None for a run from scratch."""
-        return self.history[-1]["steps"][1] if self.history else None
+        return began_at(self.history)
 
     def _set_lr(self) -> float:
         lr = rate_control.learning_rate(self.cfg, self.step, warm_start=self.warm_started_at)
@@ -453,6 +453,11 @@ def segment(first: int, last: int, wall_s: float, where: str, cfg: dict) -> dict
             "batch_size": cfg.get("batch_size"), "crop": cfg.get("crop"), "lr": cfg.get("lr")}
 
 
+def began_at(history: list[dict]) -> int | None:
+    """The step a run with these earlier runs began at: where the last of them ended (None: no earlier runs)."""
+    return history[-1]["steps"][1] if history else None
+
+
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> Path:
     """Write the inference checkpoint (float16, :func:`hific.zoo.save_checkpoint`) of a training checkpoint."""
 
@@ -461,10 +466,10 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> 
     model = build_codec_model(cfg)
     model.load_state_dict(blob["model"])
     model.update(force=True)
-    earlier = blob.get("history", [])  # this run began where the earlier ones ended
-    start = earlier[-1]["steps"][1] if earlier else 0
-    history = earlier + [segment(start, blob["step"], blob["wall_s"] - sum(h["wall_s"] for h in earlier),
-                                 blob["hardware"], blob["config"])]
+    earlier = blob.get("history", [])
+    this_run = segment(began_at(earlier) or 0, blob["step"], blob["wall_s"] - sum(h["wall_s"] for h in earlier),
+                       blob["hardware"], blob["config"])
+    history = earlier + [this_run]
     meta = {"train_config": cfg.to_dict(), "steps": blob["step"], "wall_s": round(blob["wall_s"], 1),
             "data": blob["data"], "hardware": "; ".join(dict.fromkeys(h["hardware"] for h in history)),
             "history": history, "init": blob.get("init")}
