@@ -1,7 +1,7 @@
 """Training speed: steps per second of the real trainer (data pipeline included) for each model size.
 
     python benchmarks/train_speed.py [--models small,paper] [--stages 1,2] [--crop 256] [--batch-size 8]
-                                     [--steps 3] [--device auto|cpu|cuda] [--threads N] [--csv FILE]
+                                     [--steps 3] [--device auto|cpu|cuda] [--threads N] [--workers N] [--csv FILE]
 
 Stage 1 is E, G, P with rate + MSE + LPIPS ("no GAN"); stage 2 adds D and its own update on its own
 half of the batch. The first step of each run is a warm-up and is not timed. Training images default to
@@ -32,7 +32,7 @@ def steps_per_second(model: str, stage: int, args: argparse.Namespace) -> dict:
     name = ("nogan-lo" if stage == 1 else "hific-lo") + ("" if model == "small" else f"-{model}")
     cfg = dataclasses.replace(train_config(name).scaled(args.steps + 1), crop=args.crop, batch_size=args.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, [args.data], tmp, device=args.device, progress=False)
+        trainer = Trainer(cfg, [args.data], tmp, device=args.device, progress=False, workers=args.workers)
         sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
         loader = iter(trainer._loader())
         trainer.train_step(next(loader))
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--workers", type=int, default=0, help="data-loading processes (as hific train --workers)")
     ap.add_argument("--csv", type=Path, help="also write the table as CSV")
     args = ap.parse_args(argv)
     if args.threads:

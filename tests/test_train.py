@@ -107,19 +107,28 @@ def test_ms_gradients_are_clipped_like_compressai(train_dir, batch, tmp_path):
 
 
 def test_warm_start_of_the_shipped_ms_lo_keeps_training(train_dir, tmp_path):
-    """Fresh Adam on trained weights: without the lr ramp, two steps at lr 3e-4 took the shipped ms-lo's
-    loss from 1.2 to inf. With it, training goes on from where the export stopped."""
+    """Fresh Adam on trained weights: without the lr ramp, the first step at lr 1e-3 takes the shipped ms-lo's
+    loss from 0.66 to inf (at 3e-4: inf by the fourth step). With it, training goes on from where the export
+    stopped."""
     import hific
 
-    cfg = dataclasses.replace(train_config("ms-lo").scaled(6000), lr=3e-4, batch_size=4, crop=128)
-    t = make(cfg, train_dir, None, tmp_path, warm_start="ms-lo")
     start = hific.load("ms-lo").metadata["steps"]
+    cfg = dataclasses.replace(train_config("ms-lo").scaled(4 * start), lr=1e-3, batch_size=4, crop=128)
+    t = make(cfg, train_dir, None, tmp_path, warm_start="ms-lo")
     assert t.step == start and t.warm_started_at == start
     batches = torch.utils.data.DataLoader(CropDataset(list_images([train_dir]), 128, (0.75, 0.95), seed=1),
                                           batch_size=4)
     logs = [t.train_step(b) for b, _ in zip(batches, range(6))]
     assert not any(log["skipped"] for log in logs)
     assert max(log["loss"] for log in logs) < 3.0 and min(log["psnr"] for log in logs) > 15
+
+
+def test_warm_start_of_a_stage_2_export_keeps_its_stage_1_origin(train_dir, lpips_net, tmp_path):
+    import hific
+
+    meta = hific.load("hific-lo").metadata
+    t = make(train_config("hific-lo").scaled(2 * meta["steps"]), train_dir, lpips_net, tmp_path, warm_start="hific-lo")
+    assert t.init_info == meta["init"] and t.init_info["config"] == "nogan-lo"
 
 
 def test_trainer_switches_lambda_on_the_real_bpp_estimate(train_dir, lpips_net, batch, tmp_path):
@@ -224,8 +233,9 @@ def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, 
     assert codec.decompress(enc.data).shape == (64, 64, 3)
     summary = pd.DataFrame([{"setting": "ms-lo", "n_images": 1, "bpp": enc.bpp, "psnr": 20.0, "ms_ssim": 0.5,
                              "lpips": 0.4}])
-    card = render(summary, {"ms-lo": out}, "the command")
-    assert "| ms-lo | M&S (CompressAI MeanScaleHyperprior), MSE, lambda 0.0018 | 3 | 2 x 64 |" in card
+    card = render(summary, {"ms-lo": out2}, "the command")
+    assert "| ms-lo | M&S (CompressAI MeanScaleHyperprior), MSE, lambda 0.0018 | 5 |" in card
+    assert "| ms-lo | 0-3 | 2 x 64 |" in card and "| ms-lo | 3-5 | 2 x 64 |" in card
     assert f"| ms-lo | 1 | {enc.bpp:.3f} | 20.00 | 0.5000 | 0.4000 |" in card
 
 

@@ -35,7 +35,7 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def training_row(name: str, meta: dict) -> dict:
-    """What, on what and how long a checkpoint was trained, from the metadata the trainer's export writes."""
+    """What a checkpoint was trained as and for how long, from the metadata the trainer's export writes."""
     cfg = meta.get("train_config", {})
     if cfg.get("kind") == "ms":
         what = f"M&S (CompressAI MeanScaleHyperprior), MSE, lambda {cfg.get('ms_lambda')}"
@@ -47,15 +47,30 @@ def training_row(name: str, meta: dict) -> dict:
     else:
         what = "not trained by hific train"
     return {"model": name, "trained as": what, "steps": meta.get("steps", ""),
-            "batch x crop": f"{cfg.get('batch_size', '')} x {cfg.get('crop', '')}" if cfg else "",
-            "lr": cfg.get("lr", ""), "wall time (h)": round(meta.get("wall_s", 0) / 3600, 2),
-            "hardware": meta.get("hardware", ""), "runs": len(meta.get("history", [])) or 1}
+            "wall time (h)": round(meta.get("wall_s", 0) / 3600, 2), "runs": len(meta.get("history", [])) or 1}
+
+
+def dataset_folder(path: str) -> str:
+    """A training folder as the dataset's own path (``bsds500/train``), whatever machine's copy a run read."""
+    posix = Path(path).as_posix()
+    parts = f"/{posix}".rsplit("/data/", 1)
+    return parts[1] if len(parts) == 2 else posix
+
+
+def run_rows(name: str, meta: dict) -> list[dict]:
+    """One row per run of a checkpoint's ``history`` (run after run, on whatever machine was at hand)."""
+    return [{"model": name, "steps": f"{h['steps'][0]}-{h['steps'][1]}", "batch x crop": f"{h['batch_size']} x {h['crop']}",
+             "lr": h["lr"], "wall time (h)": round(h["wall_s"] / 3600, 2), "hardware": h["hardware"]}
+            for h in meta.get("history", [])]
 
 
 def render(summary: pd.DataFrame, checkpoints: dict[str, Path], command: str, notes: str = "") -> str:
     """The MODEL_CARD.md text."""
-    train = pd.DataFrame([training_row(n, metadata(p)) for n, p in checkpoints.items()])
-    data = sorted({d for p in checkpoints.values() for d in metadata(p).get("data", [])})
+    metas = {n: metadata(p) for n, p in checkpoints.items()}
+    train = pd.DataFrame([training_row(n, m) for n, m in metas.items()])
+    runs = pd.DataFrame([r for n, m in metas.items() for r in run_rows(n, m)])
+    hardware = sorted({h["hardware"] for m in metas.values() for h in m.get("history", [])})
+    data = sorted({dataset_folder(d) for m in metas.values() for d in m.get("data", [])})
     kodak = summary.rename(columns={"setting": "model"})[["model", "n_images", "bpp", "psnr", "ms_ssim", "lpips"]]
     kodak = kodak[kodak["model"].isin(checkpoints)]
     published = pd.DataFrame(PUBLISHED, columns=["model", "bpp", "psnr", "ms_ssim", "lpips"])
@@ -65,14 +80,16 @@ def render(summary: pd.DataFrame, checkpoints: dict[str, Path], command: str, no
         published[col] = published[col].map(f.format)
     return "\n".join([
         "# Shipped checkpoints", "",
-        "Trained with `hific train` (hific/train) on CPU; load with `hific.load(NAME)`. Weights are stored in float16;",
-        "entropy-coder tables are rebuilt on load.", "",
+        "Trained with `hific train` (hific/train) on " + ("; ".join(hardware) or "an unrecorded machine")
+        + "; load with `hific.load(NAME)`. Weights are stored in float16; entropy-coder tables are rebuilt on load.", "",
         "## Training", "",
         "Training images (never Kodak or wikipedia_photos, which are for evaluation): "
-        + ", ".join(f"`{Path(d).as_posix().split('shared/')[-1]}`" for d in data) + ".",
+        + ", ".join(f"`{d}`" for d in data) + ".",
         "Held-out validation: 4 images of bsds500/val. Every sample is down-scaled by a random factor in "
         "[0.75, 0.95] and randomly cropped.", "",
         markdown_table(train), "",
+        *(["Runs (each continued the previous one's weights with `--warm-start`):", "", markdown_table(runs), ""]
+          if len(runs) else []),
         "## Kodak (24 images, 768x512; bpp from the real .hfc file bytes)", "",
         f"Measured with `{command}`.", "",
         markdown_table(kodak), "",

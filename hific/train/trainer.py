@@ -337,7 +337,8 @@ class Trainer:
     def warm_start(self, name_or_path: str) -> None:
         """Continue training an exported checkpoint of this configuration (a shipped name or a path), run after
         run on whatever machine is at hand: its weights, step count (so the schedule goes on where it was) and
-        wall time. Optimisers start afresh, and so does D in stage 2 (exports hold E, G, P only)."""
+        wall time, history and stage-1 origin. Optimisers start afresh, and so does D in stage 2 (exports hold
+        E, G, P only)."""
         from hific.zoo import load_weights, resolve
 
         model, _, meta = resolve(name_or_path)
@@ -351,6 +352,7 @@ class Trainer:
         load_weights(self.model, model.state_dict())
         self.step, self.wall_s = int(meta["steps"]), float(meta["wall_s"])
         self.history = meta.get("history") or [segment(0, self.step, self.wall_s, meta.get("hardware", ""), cfg)]
+        self.init_info = meta.get("init")  # a stage-2 export keeps naming the stage-1 run it grew from
 
     # --- validation ---------------------------------------------------------------------------------------
     @torch.no_grad()
