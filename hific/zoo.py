@@ -25,15 +25,16 @@ from hific.model import HiFiC
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 FORMAT = "hific-checkpoint"
 FORMAT_VERSION = 1
-# Buffers of CompressAI's entropy models that are derived from the weights by ``update()``.
-_DERIVED = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 # CompressAI's published Mean & Scale hyperprior (Minnen et al. 2018, MSE) qualities: "ms-q1" .. "ms-q8".
 COMPRESSAI_MS_QUALITIES = range(1, 9)
 
 
 def learned_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state without the entropy coder's derived tables."""
-    return {k: v for k, v in model.state_dict().items() if not k.endswith(_DERIVED)}
+    """The model's learned parameters. Its buffers are architecture constants (CompressAI's likelihood and scale
+    bounds, GDN's pedestal, the entropy bottleneck's target) or the tables ``update()`` derives from the
+    parameters: both come from the code, never from a checkpoint (in float16 CompressAI's 1e-9 likelihood bound
+    flushes to 0, and -log2 of a zero likelihood is an infinite loss)."""
+    return {k: v.detach() for k, v in model.named_parameters()}
 
 
 def fingerprint(model: nn.Module) -> bytes:
@@ -96,11 +97,16 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
-    """Load learned weights (float) and switch to eval mode (the Codec rebuilds the entropy-coder tables)."""
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if not k.endswith(_DERIVED)}
+    """Load the learned parameters (as float32) and switch to eval mode (the Codec rebuilds the entropy-coder
+    tables). Buffers in ``state`` are ignored: the model's own constants stand (see :func:`learned_state`;
+    checkpoints written before it stored them in float16, with the likelihood bound flushed to 0)."""
+    params = learned_state(model)
+    known = params.keys() | dict(model.named_buffers()).keys()
+    unexpected = [k for k in state if k not in known]
+    state = {k: v.float() for k, v in state.items() if k in params}
     # nn.Module's method: CompressAI's override insists on the derived tables that checkpoints leave out.
-    missing, unexpected = nn.Module.load_state_dict(model, state, strict=False)
-    missing = [k for k in missing if not k.endswith(_DERIVED)]
+    nn.Module.load_state_dict(model, state, strict=False)
+    missing = [k for k in params if k not in state]
     if missing or unexpected:
         raise ModelNotFoundError(f"checkpoint does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return model.eval()

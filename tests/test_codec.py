@@ -10,7 +10,7 @@ import torch
 import hific
 from hific import bitstream, zoo
 from hific.codec import Codec
-from hific.errors import BitstreamError, InputError
+from hific.errors import BitstreamError, InputError, ModelNotFoundError
 from hific.image_io import read_image
 from hific.model import HiFiC
 
@@ -97,6 +97,21 @@ SHIPPED = sorted(zoo.shipped())
 def test_models_are_shipped() -> None:
     assert {"hific-lo", "hific-hi", "nogan-lo"} <= set(SHIPPED)
     assert any(name.startswith("ms-") for name in SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_keep_the_architecture_constants(name: str) -> None:
+    """Buffers (CompressAI's 1e-9 likelihood bounds, its scale bound, GDN's pedestals) come from the code, not
+    from the checkpoint: stored in float16 the likelihood bounds were 0, and a zero likelihood gave bf16 training
+    steps an infinite loss."""
+    path = zoo.shipped()[name]
+    blob = zoo.read_blob(path, ModelNotFoundError, "checkpoint")
+    model, _, _ = zoo.load_checkpoint(path)
+    fresh = dict(zoo.build_model(blob["kind"], blob["config"]).named_buffers())
+    bounds = [float(v) for k, v in model.named_buffers() if k.endswith("likelihood_lower_bound.bound")]
+    assert bounds == [pytest.approx(1e-9, rel=1e-6)] * 2
+    for key, value in model.named_buffers():
+        torch.testing.assert_close(value, fresh[key], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
