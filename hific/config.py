@@ -122,9 +122,24 @@ class TrainConfig:
     batch_size: int = 8
     crop: int = 256
     lr: float = 1e-4
-    aux_lr: float = 1e-3                 # entropy bottleneck's auxiliary (quantile) loss, own Adam
+    # The entropy bottleneck's auxiliary (quantile) loss has its own Adam; None: the main lr (official HiFiC).
+    aux_lr: float | None = None
+    optimizer: str = "adam"              # "adam" (official HiFiC) or "adamw" (MS-ILLM's stage 1)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam betas of E, G, P
+    weight_decay: float = 0.0            # AdamW only
+    d_lr: float | None = None            # D's learning rate (None: the main lr, official)
+    d_betas: tuple[float, float] = (0.9, 0.999)
+    lr_schedule: str = "step"            # "step": x lr_decay after lr_decay_step (official); "cosine" to 0
+    lr_warmup: int = 0                   # linear learning-rate warm-up steps (cosine schedule)
     lr_decay_step: int = 500_000         # learning rate x lr_decay after this step
     lr_decay: float = 0.1
+    # Stage 2 only: "own" gives D its own batch of the same size (official code: batch_size x 2 images per
+    # step, E/G run on D's half without gradients); "reuse" trains D on the G step's detached
+    # reconstructions of the same batch. On 2 CPU cores "own" costs 2% more per step (benchmarks/train_speed.py).
+    disc_batch: str = "own"
+    # Stage 2 only: train G alone, E and P frozen (MS-ILLM): the rate is fixed, G sees exactly the
+    # decoder's input (means from the quantised z), and no gradient flows through E or P.
+    freeze_analysis: bool = False
     # After --warm-start (fresh Adam on trained weights) the learning rate ramps up linearly over this many
     # steps: Adam's first updates move every weight by the full lr, which knocks a trained model out.
     warm_start_ramp: int = 200
@@ -142,12 +157,12 @@ class TrainConfig:
     @property
     def boundaries(self) -> tuple[str, ...]:
         """Fields that are step counts and scale with the run's length."""
-        return ("lr_decay_step", "warmup_steps", "log_every", "val_every", "ckpt_every")
+        return ("lr_decay_step", "lr_warmup", "warmup_steps", "log_every", "val_every", "ckpt_every")
 
     def scaled(self, steps: int) -> "TrainConfig":
         """The same schedule for a run of ``steps`` steps: every boundary moves proportionally (at least 1)."""
         f = steps / self.steps
-        kw = {k: max(1, round(getattr(self, k) * f)) for k in self.boundaries}
+        kw = {k: max(int(getattr(self, k) > 0), round(getattr(self, k) * f)) for k in self.boundaries}
         return dataclasses.replace(self, steps=steps, **kw)
 
     def to_dict(self) -> dict:
@@ -159,18 +174,45 @@ class TrainConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields})
 
 
+def illm_name(name: str) -> str:
+    """The MS-ILLM-recipe preset of an official one: ``hific-lo`` -> ``hific-lo-illm``,
+    ``nogan-mi-paper`` -> ``nogan-mi-illm-paper``."""
+    base, paper = (name[: -len("-paper")], "-paper") if name.endswith("-paper") else (name, "")
+    return f"{base}-illm{paper}"
+
+
+def _illm(cfg: TrainConfig) -> TrainConfig:
+    """MS-ILLM's recipe (Muckley et al. 2023, NeuralCompression projects/illm) for HiFiC's networks and losses.
+
+    Stage 1: AdamW lr 3e-4, weight decay 5e-5, a linear warm-up (10k of its steps) then cosine decay,
+    gradient norm clipped at 1.0. Stage 2: G alone (E and P frozen), AdamW betas (0.5, 0.9) at lr 1e-4,
+    D at lr 4e-4, with the official step schedule; HiFiC's D and beta are kept (MS-ILLM's 0.008 belongs
+    to its U-Net discriminator).
+    """
+    common = {"name": illm_name(cfg.name), "optimizer": "adamw"}
+    if not cfg.gan:
+        return dataclasses.replace(cfg, **common, lr=3e-4, weight_decay=5e-5, lr_schedule="cosine", lr_warmup=10_000,
+                                   clip_grad_norm=1.0)
+    return dataclasses.replace(cfg, **common, init_from=illm_name(cfg.init_from), lr=1e-4, betas=(0.5, 0.9),
+                               d_lr=4e-4, freeze_analysis=True)
+
+
 def _train_configs() -> dict[str, TrainConfig]:
-    """hific-{lo,mi,hi}, nogan-{lo,mi,hi}, ms-{lo,mi,hi}; plain names are ``small``, ``-paper`` the paper's size."""
+    """hific-{lo,mi,hi}, nogan-{lo,mi,hi}, ms-{lo,mi,hi} (official recipes), hific-/nogan-*-illm (MS-ILLM's
+    recipe); plain names are ``small``, a ``-paper`` suffix the paper's size."""
     out: dict[str, TrainConfig] = {}
     for size, suffix in (("small", ""), ("paper", "-paper")):
         for tag, (target, lam_a) in RATE_TARGETS.items():
             nogan = f"nogan-{tag}{suffix}"
-            out[nogan] = TrainConfig(nogan, model=size, gan=False, target_bpp=target, lambda_a=lam_a)
-            out[f"hific-{tag}{suffix}"] = TrainConfig(f"hific-{tag}{suffix}", model=size, gan=True,
-                                                      init_from=nogan, target_bpp=target, lambda_a=lam_a)
+            stage1 = TrainConfig(nogan, model=size, gan=False, target_bpp=target, lambda_a=lam_a)
+            stage2 = TrainConfig(f"hific-{tag}{suffix}", model=size, gan=True, init_from=nogan, target_bpp=target,
+                                 lambda_a=lam_a)
+            for cfg in (stage1, stage2, _illm(stage1), _illm(stage2)):
+                out[cfg.name] = cfg
         for tag, lam in (("lo", MS_LAMBDAS[0]), ("mi", MS_LAMBDAS[1]), ("hi", MS_LAMBDAS[2])):
+            # CompressAI's examples/train.py: gradient norm clipped at 1.0, aux loss at lr 1e-3
             out[f"ms-{tag}{suffix}"] = TrainConfig(f"ms-{tag}{suffix}", model=size, kind="ms", gan=False,
-                                                   ms_lambda=lam, clip_grad_norm=1.0)  # CompressAI's default
+                                                   ms_lambda=lam, clip_grad_norm=1.0, aux_lr=1e-3)
     return out
 
 

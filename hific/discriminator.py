@@ -3,7 +3,8 @@
 The latent y (gradient stopped) goes through conv3x3 to 12 channels and LeakyReLU(0.2), is
 nearest-neighbour up-sampled x16 to the image size and concatenated with the image; then
 conv4x4 stride 2 to 64, 128, 256 (LeakyReLU 0.2), conv4x4 stride 1 to 512 (LeakyReLU 0.2) and a
-conv4x4 stride 1 to one logit per patch. Spectral normalisation on every layer.
+conv4x4 stride 1 to one logit per patch. Spectral normalisation on every layer; weights initialised
+as in the official code (:mod:`hific.init`).
 """
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from hific.config import LATENT_STRIDE, ModelConfig
+from hific.init import normal_002_
 
 
 def _sn_conv(cin: int, cout: int, kernel: int, stride: int) -> nn.Module:
     padding: int | str = 1 if stride == 2 else "same"
-    return spectral_norm(nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding))
+    return spectral_norm(normal_002_(nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding)))
 
 
 class Discriminator(nn.Module):

@@ -11,6 +11,7 @@ from torch import nn
 
 from hific.channel_norm import ChannelNorm
 from hific.config import ModelConfig
+from hific.init import glorot_uniform_
 
 
 def _conv_norm_relu(cin: int, cout: int, kernel: int, stride: int, eps: float, reflect: bool = False) -> nn.Sequential:
@@ -28,7 +29,7 @@ class Encoder(nn.Module):
         layers = [_conv_norm_relu(3, ch[0], 7, 1, eps, reflect=True)]
         layers += [_conv_norm_relu(cin, cout, 3, 2, eps) for cin, cout in zip(ch[:-1], ch[1:])]
         layers.append(nn.Conv2d(ch[-1], config.latent_channels, 3, padding=1))
-        self.net = nn.Sequential(*layers)
+        self.net = glorot_uniform_(nn.Sequential(*layers))  # official (Keras) initialisation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -12,6 +12,7 @@ from torch import nn
 
 from hific.channel_norm import ChannelNorm
 from hific.config import ModelConfig
+from hific.init import glorot_uniform_
 
 
 class ResidualBlock(nn.Module):
@@ -54,6 +55,7 @@ class Generator(nn.Module):
         up = (width, *config.generator_up_channels)
         self.upsample = nn.Sequential(*[_up_norm_relu(cin, cout, eps) for cin, cout in zip(up[:-1], up[1:])])
         self.tail = nn.Conv2d(up[-1], 3, 7, padding=3, padding_mode="reflect")
+        glorot_uniform_(self)  # official (Keras) initialisation
 
     def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
         h = self.head(y_hat)

@@ -24,7 +24,7 @@ class HiFiCOutput(NamedTuple):
     """Everything the trainer needs from one forward pass."""
 
     x_hat: torch.Tensor          # G's reconstruction (not clipped)
-    y: torch.Tensor              # the latent, for the conditional discriminator
+    y_hat: torch.Tensor          # the quantised latent G decodes: D is conditioned on it (official code)
     likelihoods: Likelihoods     # under additive uniform noise: the differentiable rate r(y)
     likelihoods_q: Likelihoods   # of the quantised latents: the bpp estimate for the rate target
 
@@ -47,11 +47,12 @@ class HiFiC(nn.Module):
         return cls(model_config(name))
 
     def forward(self, x: torch.Tensor) -> HiFiCOutput:
-        """Training pass: G sees round(y - mu) + mu with a straight-through gradient (official code)."""
+        """Training pass: G sees round(y - mu) + mu with a straight-through gradient (official code). With P in
+        eval mode, mu comes from the quantised z, exactly as in the decoder."""
         y = self.encoder(x)
         likelihoods, means, likelihoods_q = self.prior(y)
         y_hat = ste_round(y - means) + means
-        return HiFiCOutput(self.generator(y_hat), y, likelihoods, likelihoods_q)
+        return HiFiCOutput(self.generator(y_hat), y_hat, likelihoods, likelihoods_q)
 
     def update(self, force: bool = True) -> None:
         """Build the entropy coder's tables; call after training or loading weights (CompressAI's signature)."""

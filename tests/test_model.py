@@ -102,12 +102,12 @@ def test_shapes_through_the_networks(h: int, w: int) -> None:
     model = HiFiC.from_config("small")
     x = torch.rand(2, 3, h, w)
     out = model(x)
-    assert out.y.shape == (2, 220, h // 16, w // 16)
+    assert out.y_hat.shape == (2, 220, h // 16, w // 16)
     assert out.x_hat.shape == x.shape
-    assert out.likelihoods.y.shape == out.y.shape
+    assert out.likelihoods.y.shape == out.y_hat.shape
     assert out.likelihoods.z.shape == (2, 128, h // 64, w // 64)
     assert all(((lik > 0) & (lik <= 1)).all() for lik in (*out.likelihoods, *out.likelihoods_q))
-    logits = Discriminator(model_config("small"))(x, out.y)
+    logits = Discriminator(model_config("small"))(x, out.y_hat)
     assert logits.shape == (2, 1, h // 8, w // 8)
 
 
@@ -119,8 +119,9 @@ def test_generator_receives_latents_rounded_around_the_mean() -> None:
     model.generator.register_forward_pre_hook(lambda m, args: seen.setdefault("y_hat", args[0]))
     x = torch.rand(1, 3, 64, 64)
     out = model(x)
-    y_hat = seen["y_hat"]
-    _, means, _ = model.prior(out.y)
-    torch.testing.assert_close(y_hat, torch.round(out.y - means) + means)
+    y = model.encoder(x)
+    _, means, _ = model.prior(y)
+    torch.testing.assert_close(seen["y_hat"], torch.round(y - means) + means)
+    torch.testing.assert_close(out.y_hat, seen["y_hat"])  # what D is conditioned on
     out.x_hat.sum().backward()
     assert model.encoder.net[0][0].weight.grad.abs().sum() > 0  # gradient reaches E through the rounding

@@ -14,7 +14,7 @@ import torch
 from hific.cli import main
 from hific.config import TrainConfig, train_config
 from hific.train import rate_control
-from hific.train.data import CropDataset, StepSampler, list_images, random_crop
+from hific.train.data import CropPlan, ResidentImages, StepSampler, StreamedCrops, cut_crop, list_images
 from hific.train.model_card import render
 from hific.train.trainer import Trainer, TrainingError
 
@@ -37,7 +37,7 @@ def lpips_net():
 
 @pytest.fixture(scope="module")
 def batch(train_dir: Path) -> torch.Tensor:
-    ds = CropDataset(list_images([train_dir]), 64, (0.75, 0.95), seed=0)
+    ds = StreamedCrops(list_images([train_dir]), 64, (0.75, 0.95), seed=0)
     return torch.stack([ds[0], ds[1]])
 
 
@@ -72,8 +72,94 @@ def test_each_loss_term_reaches_exactly_its_networks(train_dir, lpips_net, batch
     assert not any(p.grad is not None for p in m.parameters()), "D's loss must not move E, G or P"
 
 
+def record_inputs(module: torch.nn.Module, log: list) -> None:
+    """Append the positional inputs of every forward call of ``module`` to ``log``."""
+    module.register_forward_pre_hook(lambda m, args: log.append([a.detach().clone() for a in args]))
+
+
+@pytest.mark.parametrize("disc_batch", ["own", "reuse"])
+def test_d_is_conditioned_on_y_hat_and_each_network_sees_its_batch(disc_batch, train_dir, lpips_net, tmp_path):
+    """Official code: D sees stop_gradient(latent_quantized) = round(y - mu) + mu; G trains on the whole batch;
+    D's update comes first, on its own batch (``own``) or on the G step's images (``reuse``)."""
+    t = make(dataclasses.replace(tiny("hific-lo"), batch_size=4, disc_batch=disc_batch), train_dir, lpips_net,
+             tmp_path)
+    batch = next(t.batches())
+    assert batch.shape[0] == (8 if disc_batch == "own" else 4)
+    d_inputs, g_inputs = [], []
+    record_inputs(t.disc, d_inputs)
+    record_inputs(t.model.generator, g_inputs)
+    t.train_step(batch)
+    x_g = batch[:4]
+    x_d = batch[4:] if disc_batch == "own" else x_g
+    # D's update first: real images of its batch and reconstructions, in one pass
+    (d_images, d_latents), (g_images, g_latents) = d_inputs
+    torch.testing.assert_close(d_images[:4], x_d)
+    assert d_images.shape[0] == 8 and g_images.shape[0] == 4       # D's step, then G's GAN term
+    # G's forward sees the whole batch (then, with "own", D's batch without gradients)
+    assert [g[0].shape[0] for g in g_inputs] == [4] * (2 if disc_batch == "own" else 1)
+    # the latent D is conditioned on is the quantised latent G decoded
+    torch.testing.assert_close(g_latents, g_inputs[0][0])
+    torch.testing.assert_close(d_latents[:4], g_inputs[-1][0])
+    assert not torch.allclose(g_latents, t.model.encoder(x_g).detach(), atol=1e-3)  # not the continuous y
+
+
+def test_total_loss_is_the_weighted_sum_of_the_paper_terms(train_dir, lpips_net, batch, tmp_path):
+    """L_EGP = lambda' r(y) + k_M MSE(0-255) + k_P LPIPS + beta * -log D(x', y_hat), recomputed by hand."""
+    t = make(tiny("hific-lo"), train_dir, lpips_net, tmp_path)
+    t.model.train()
+    out = t.forward(batch)
+    terms = t.generator_terms(batch, out)
+    cfg, n_pix = t.cfg, batch.shape[0] * batch.shape[2] * batch.shape[3]
+    rate = sum(-torch.log(lik).sum() for lik in out.likelihoods) / np.log(2) / n_pix
+    bpp_q = sum(-torch.log(lik).sum() for lik in out.likelihoods_q) / np.log(2) / n_pix
+    lam = cfg.lambda_a if bpp_q > rate_control.rate_target(cfg, t.step) else cfg.lambda_b
+    lam *= cfg.warmup_rate_factor if t.step < cfg.warmup_steps else 1.0
+    mse = ((out.x_hat * 255 - batch * 255) ** 2).mean()
+    lp = lpips_net(out.x_hat * 2 - 1, batch * 2 - 1).mean()
+    gan = torch.nn.functional.softplus(-t.disc(out.x_hat, out.y_hat)).mean()
+    want = lam * rate + 0.075 * 2 ** -5 * mse + 1.0 * lp + 0.15 * gan
+    torch.testing.assert_close(terms["loss"], want, rtol=1e-5, atol=1e-6)
+    assert float(terms["rate_weight"]) == lam
+
+
+def test_freezing_e_and_p_trains_g_alone(train_dir, lpips_net, tmp_path):
+    """MS-ILLM's stage 2 (``freeze_analysis``): a step leaves E and P exactly as they were, moves G and D."""
+    cfg = tiny("hific-lo-illm")
+    assert cfg.freeze_analysis and cfg.betas == (0.5, 0.9) and cfg.d_lr == 4e-4
+    t = make(cfg, train_dir, lpips_net, tmp_path)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    d_before = {k: v.clone() for k, v in t.disc.state_dict().items()}
+    assert t.aux_opt is None and {id(p) for g in t.opt.param_groups for p in g["params"]} == {
+        id(p) for p in t.model.generator.parameters()}
+    log = t.train_step(next(t.batches()))
+    assert not log["skipped"]
+    after = t.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("generator."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("generator."))
+    assert any(not torch.equal(d_before[k], v) for k, v in t.disc.state_dict().items())
+
+
+def test_time_budget_stops_with_a_checkpoint_that_exports_and_resumes(train_dir, lpips_net, tmp_path):
+    from hific.train.trainer import export
+    from hific.zoo import load_checkpoint
+
+    cfg = tiny("hific-lo", steps=50)
+    t = make(cfg, train_dir, lpips_net, tmp_path, val_files=list_images([train_dir])[:1])
+    assert t.resident()   # the decoded set is small: it stays on the device
+    t.fit(time_budget=1e-3)
+    assert t.step == 1 and (t.run_dir / "last.pt").exists()
+    _, _, meta = load_checkpoint(export(t.run_dir / "last.pt", tmp_path / "budget.pt"))
+    assert meta["steps"] == 1
+    again = make(cfg, train_dir, lpips_net, tmp_path)
+    again.resume(t.run_dir / "last.pt")
+    again.fit(time_budget=1e-3)
+    assert again.step == 2
+    val = pd.read_csv(t.run_dir / "val.csv")
+    assert list(val.columns) == ["step", "wall_s", "bpp", "psnr", "lpips"]
+
+
 def test_overfitting_one_batch_lowers_the_loss(train_dir, lpips_net, batch, tmp_path):
-    t = make(dataclasses.replace(tiny("nogan-lo", steps=15), lr=3e-3, warmup_steps=0), train_dir, lpips_net, tmp_path)
+    t = make(dataclasses.replace(tiny("nogan-lo", steps=15), lr=1e-3, warmup_steps=0), train_dir, lpips_net, tmp_path)
     losses = [t.train_step(batch[:1])["loss"] for _ in range(15)]
     assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3])
 
@@ -116,7 +202,7 @@ def test_warm_start_of_the_shipped_ms_lo_keeps_training(train_dir, tmp_path):
     cfg = dataclasses.replace(train_config("ms-lo").scaled(4 * start), lr=1e-3, batch_size=4, crop=128)
     t = make(cfg, train_dir, None, tmp_path, warm_start="ms-lo")
     assert t.step == start and t.warm_started_at == start
-    batches = torch.utils.data.DataLoader(CropDataset(list_images([train_dir]), 128, (0.75, 0.95), seed=1),
+    batches = torch.utils.data.DataLoader(StreamedCrops(list_images([train_dir]), 128, (0.75, 0.95), seed=1),
                                           batch_size=4)
     logs = [t.train_step(b) for b, _ in zip(batches, range(6))]
     assert not any(log["skipped"] for log in logs)
@@ -142,13 +228,13 @@ def test_resume_continues_exactly(train_dir, lpips_net, tmp_path):
     cfg = tiny("hific-lo", steps=4)
     a = make(cfg, train_dir, lpips_net, tmp_path)
     logs_a = []
-    for i, b in enumerate(a._loader()):
+    for i, b in enumerate(a.batches()):
         if i == 2:
             a.save(tmp_path / "at2.pt")
         logs_a.append(a.train_step(b))
     b_ = make(cfg, train_dir, lpips_net, tmp_path / "b")
     b_.resume(tmp_path / "at2.pt")
-    logs_b = [b_.train_step(x) for x in b_._loader()]
+    logs_b = [b_.train_step(x) for x in b_.batches()]
     assert b_.step == a.step == 4
     assert [log["loss"] for log in logs_b] == [log["loss"] for log in logs_a[2:]]
     for (k, va), vb in zip(a.model.state_dict().items(), b_.model.state_dict().values()):
@@ -185,12 +271,26 @@ def test_nan_steps_are_skipped_then_the_run_stops(train_dir, lpips_net, batch, t
 
 def test_crops_are_deterministic_and_small_images_are_handled():
     rng = np.random.default_rng(0)
-    small = (rng.random((40, 30, 3)) * 255).astype(np.uint8)
-    assert random_crop(small, 64, (0.75, 0.95), np.random.default_rng(1)).shape == (64, 64, 3)
-    big = (rng.random((300, 200, 3)) * 255).astype(np.uint8)
-    a = random_crop(big, 128, (0.75, 0.95), np.random.default_rng(5))
-    assert np.array_equal(a, random_crop(big, 128, (0.75, 0.95), np.random.default_rng(5)))
+    small = torch.from_numpy((rng.random((3, 40, 30)) * 255).astype(np.uint8))
+    plan = CropPlan([(40, 30)], 64, (0.75, 0.95), seed=1)
+    assert plan(0).size == 30 and cut_crop(small, plan(0), 64).shape == (3, 64, 64)  # short side scaled up
+    big = torch.from_numpy((rng.random((3, 300, 200)) * 255).astype(np.uint8))
+    plan = CropPlan([(300, 200)], 128, (0.75, 0.95), seed=5)
+    assert all(128 / 0.95 - 1 <= plan(k).size <= 128 / 0.75 + 1 for k in range(20))
+    a = cut_crop(big, plan(3), 128)
+    assert a.shape == (3, 128, 128) and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, cut_crop(big, CropPlan([(300, 200)], 128, (0.75, 0.95), seed=5)(3), 128))
     assert list(StepSampler(3, 5, 2, rank=1, world=2)) == [14, 15, 18, 19]
+
+
+def test_resident_and_streamed_crops_are_the_same_samples(train_dir):
+    """The decoded set kept on the device and per-sample decoding give identical batches."""
+    files = list_images([train_dir])[:5]
+    resident = ResidentImages(files, 64, (0.75, 0.95), 3, torch.device("cpu"))
+    streamed = StreamedCrops(files, 64, (0.75, 0.95), 3)
+    ks = [0, 4, 5, 11, 23]
+    torch.testing.assert_close(resident.batch(ks), torch.stack([streamed[k] for k in ks]), rtol=0, atol=0)
+    assert ResidentImages.nbytes(files) == sum(im.numel() for im in resident.images)
 
 
 def hific_cli(capsys, *args: str) -> tuple[int, str]:
@@ -227,7 +327,7 @@ def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, 
     assert meta["wall_s"] >= sum(h["wall_s"] for h in meta["history"]) - 0.2
     other = [{"ms-lo": "ms-hi", str(more): str(tmp_path / "other")}.get(a, a) for a in again]
     rc, err = hific_cli(capsys, *other, "--warm-start", str(out))
-    assert rc == 2 and "a checkpoint of 'ms-lo', not of 'ms-hi'" in err
+    assert rc == 2 and "a checkpoint of 'ms-lo', which 'ms-hi' cannot continue" in err
     img = np.asarray(__import__("PIL.Image").Image.open(shared_data / "kodak" / "kodim23.png"))[:64, :64]
     enc = codec.encode(img)
     assert codec.decompress(enc.data).shape == (64, 64, 3)

@@ -33,7 +33,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-count", type=int, default=4, help="how many of the --val images to use")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
-    p.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes (with --stream)")
+    p.add_argument("--stream", action="store_true",
+                   help="decode each training image per sample instead of keeping the decoded set on the device "
+                        "(the default when it takes more than a quarter of the device's memory)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop after this many seconds of training, with a checkpoint (continue with --resume)")
     p.add_argument("--export", type=Path, metavar="PT",
                    help="do not train: write the run's inference checkpoint (float16) to PT")
     p.set_defaults(func=cmd_train)
@@ -87,10 +92,12 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise TrainingError(f"stage 2 starts from a stage-1 run: {init} does not exist "
                                 f"(train --config {cfg.init_from} first, or pass --init)")
     val = list_images([args.val])[: args.val_count] if args.val else None
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise TrainingError("--time-budget must be positive (seconds)")
     trainer = Trainer(cfg, args.data, run_dir, device=args.device, val_files=val, init=init, workers=args.workers,
-                      warm_start=args.warm_start)
+                      warm_start=args.warm_start, stream=True if args.stream else None)
     if args.resume:
         trainer.resume(ckpt)
-    trainer.fit()
+    trainer.fit(args.time_budget)
     if trainer.rank == 0:
         print(f"{run_dir}: {cfg.name} at step {trainer.step} of {cfg.steps} ({trainer.wall_s / 3600:.2f} h)")

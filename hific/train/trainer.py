@@ -1,9 +1,12 @@
 """The trainer: HiFiC stage 1 ("no GAN") and stage 2 (with D), and the M&S baseline, with one loop.
 
-Per step (paper Sec. 3; official code models/hific/model.py): one update of E, G, P on the first half
-of the batch, one update of the entropy bottleneck's auxiliary loss with its own optimiser, and, in
-stage 2, one update of D on the second half of the batch (its own sub-batch). Checkpoints hold
-weights, optimisers, step, RNG state and wall time, so ``resume`` continues exactly.
+Per step (paper Sec. 3; official code models/hific/model.py): in stage 2 first one update of D, conditioned
+on the quantised latent y_hat (gradient stopped), on real images against E/G's reconstructions; then one
+update of E, G, P on the whole batch (G's GAN term through the updated D); then one update of the entropy
+bottleneck's auxiliary loss with its own optimiser. D sees the G step's own images and detached
+reconstructions (``disc_batch="reuse"``, one E/G forward per step) or, as in the official code, a batch of
+its own (``"own"``). Checkpoints hold weights, optimisers, step, RNG state and wall time, so ``resume``
+continues exactly.
 """
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ import math
 import os
 import platform
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -29,12 +32,14 @@ from hific.image_io import atomic_write_bytes, write_png
 from hific.model import HiFiC
 from hific.zoo import read_blob, save_checkpoint, write_blob
 from hific.train import losses, rate_control
-from hific.train.data import CropDataset, StepSampler, list_images, load_validation
+from hific.train.data import ResidentImages, StepSampler, StreamedCrops, list_images, load_validation
 
 CHECKPOINT = "last.pt"
+# The decoded training set stays on the device when it takes at most this fraction of its (free) memory.
+RESIDENT_FRACTION = 0.25
 LOG_FIELDS = ("step", "wall_s", "loss", "bpp", "bpp_q", "rate_weight", "mse", "psnr", "lpips", "g_gan",
               "d_loss", "aux", "lr", "skipped")
-VAL_FIELDS = ("step", "bpp", "psnr", "lpips")
+VAL_FIELDS = ("step", "wall_s", "bpp", "psnr", "lpips")
 
 
 class TrainingError(HificError):
@@ -74,6 +79,36 @@ def build_codec_model(cfg: TrainConfig) -> nn.Module:
 
         return MeanScaleHyperprior(*MS_WIDTHS[cfg.model])
     raise TrainingError(f"unknown model kind {cfg.kind!r} in training configuration {cfg.name!r}")
+
+
+def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter], lr: float,
+                   betas: tuple[float, float]) -> torch.optim.Optimizer:
+    """Adam (official HiFiC) or AdamW with ``weight_decay`` (MS-ILLM); fused kernels on GPU."""
+    fused = {"fused": True} if params and params[0].is_cuda else {}
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=cfg.weight_decay, **fused)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, **fused)
+    raise TrainingError(f"unknown optimizer {cfg.optimizer!r} in training configuration {cfg.name!r}")
+
+
+@contextmanager
+def frozen(module: nn.Module):
+    """Within the block, ``module``'s parameters take no gradient (gradients still flow through it)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def compatible(earlier: dict, cfg: TrainConfig) -> bool:
+    """Whether a run of ``cfg`` can continue an export trained as ``earlier`` (its train_config): the same
+    networks, stage and rate target (a recipe preset, e.g. ``hific-lo-illm``, may continue ``hific-lo``)."""
+    keys = ("kind", "model", "gan", "target_bpp", "ms_lambda")
+    return all(earlier.get(k) == getattr(cfg, k) for k in keys)
 
 
 def is_aux(name: str) -> bool:
@@ -120,18 +155,18 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, data: list[str | Path], run_dir: str | Path, device: str = "auto",
                  val_files: list[Path] | None = None, init: str | Path | None = None, workers: int = 0,
-                 lpips_net: nn.Module | None = None, progress: bool = True, warm_start: str | None = None) -> None:
+                 lpips_net: nn.Module | None = None, progress: bool = True, warm_start: str | None = None,
+                 stream: bool | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.rank, self.world, self.device = setup_distributed(pick_device(device))
         if cfg.batch_size % self.world:
             raise TrainingError(f"batch size {cfg.batch_size} is not divisible by {self.world} processes")
         self.local_batch = cfg.batch_size // self.world
-        if cfg.gan and self.local_batch < 2:
-            raise TrainingError("stage 2 needs a batch of at least 2 per process (G and D take one half each)")
         self.files = list_images(data)
         self.data_dirs = [str(d) for d in data]
         self.workers, self.progress = workers, progress and self.rank == 0
+        self.stream, self._images = stream, None   # see resident()
         self.model = build_codec_model(cfg).to(self.device)
         self.disc = Discriminator(self.model.config).to(self.device) if cfg.gan else None
         if cfg.kind == "hific":
@@ -145,10 +180,15 @@ class Trainer:
 
             self.lpips = None
             self.rd_loss = RateDistortionLoss(lmbda=cfg.ms_lambda)
-        named = list(self.model.named_parameters())
-        self.opt = torch.optim.Adam([p for n, p in named if not is_aux(n)], lr=cfg.lr)
-        self.aux_opt = torch.optim.Adam([p for n, p in named if is_aux(n)], lr=cfg.aux_lr)
-        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr) if self.disc is not None else None
+        self.frozen = self.frozen_modules()
+        for module in self.frozen:
+            module.requires_grad_(False)
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.opt = make_optimizer(cfg, [p for n, p in named if not is_aux(n)], cfg.lr, cfg.betas)
+        aux = [p for n, p in named if is_aux(n)]
+        self.aux_opt = torch.optim.Adam(aux, lr=self.aux_lr) if aux else None
+        self.d_opt = (make_optimizer(cfg, list(self.disc.parameters()), self.d_lr, cfg.d_betas)
+                      if self.disc is not None else None)
         self.step, self.bad_steps, self.wall_s = 0, 0, 0.0
         self.history: list[dict] = []           # earlier runs this one continues (see warm_start)
         self.init_info: dict | None = None      # the stage-1 run stage 2 started from (see init_from)
@@ -192,38 +232,52 @@ class Trainer:
         return nullcontext()
 
     # --- losses -------------------------------------------------------------------------------------------
-    def generator_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every term of L_EGP for the batch x (paper Eq. 4), plus the total ``loss`` and monitoring values."""
-        cfg = self.cfg
-        n_pix = x.shape[0] * x.shape[-2] * x.shape[-1]
+    def frozen_modules(self) -> list[nn.Module]:
+        """The networks a stage-2 run with ``freeze_analysis`` keeps fixed: E and P (MS-ILLM)."""
+        if not (self.cfg.freeze_analysis and self.cfg.gan and self.cfg.kind == "hific"):
+            return []
+        return [self.model.encoder, self.model.prior]
+
+    def forward(self, x: torch.Tensor):
+        """The codec's training pass on x (a HiFiCOutput, or CompressAI's dict for M&S)."""
         with self._autocast():
-            if cfg.kind == "ms":
-                out = self.net(x)
-                rd = self.rd_loss(out, x)
-                mse = rd["mse_loss"] * 255.0 ** 2
-                return {"loss": rd["loss"], "rate": rd["bpp_loss"], "mse": mse, "bpp_q": rd["bpp_loss"].detach()}
-            out = self.net(x)
-            x_hat = out.x_hat.float()
-            rate = losses.bpp(tuple(t.float() for t in out.likelihoods), n_pix)
-            bpp_q = self._mean_over_ranks(losses.bpp(tuple(t.float() for t in out.likelihoods_q), n_pix).detach())
-            terms = {"rate": rate, "mse": losses.mse_255(x, x_hat), "lpips": losses.lpips_loss(self.lpips, x, x_hat),
-                     "bpp_q": bpp_q,
-                     "rate_weight": torch.tensor(rate_control.rate_weight(cfg, self.step, float(bpp_q)))}
-            loss = terms["rate_weight"] * rate + cfg.k_m * terms["mse"] + cfg.k_p * terms["lpips"]
-            if self.dnet is not None:
-                terms["g_gan"] = losses.generator_gan_loss(self.dnet(out.x_hat, out.y).float())
-                loss = loss + cfg.beta * terms["g_gan"]
+            return self.net(x)
+
+    def generator_terms(self, x: torch.Tensor, out=None) -> dict[str, torch.Tensor]:
+        """Every term of L_EGP for the batch x (paper Eq. 4), plus the total ``loss`` and monitoring values:
+        lambda' r(y) + k_M MSE + k_P LPIPS (+ beta * -log D(x', y_hat) in stage 2). ``out``: the batch's
+        forward pass, when already computed."""
+        cfg = self.cfg
+        out = self.forward(x) if out is None else out
+        if cfg.kind == "ms":
+            rd = self.rd_loss(out, x)
+            return {"loss": rd["loss"], "rate": rd["bpp_loss"], "mse": rd["mse_loss"] * 255.0 ** 2,
+                    "bpp_q": rd["bpp_loss"].detach()}
+        n_pix = x.shape[0] * x.shape[-2] * x.shape[-1]
+        x_hat = out.x_hat.float()
+        rate = losses.bpp(tuple(t.float() for t in out.likelihoods), n_pix)
+        bpp_q = self._mean_over_ranks(losses.bpp(tuple(t.float() for t in out.likelihoods_q), n_pix).detach())
+        terms = {"rate": rate, "mse": losses.mse_255(x, x_hat), "lpips": losses.lpips_loss(self.lpips, x, x_hat),
+                 "bpp_q": bpp_q, "rate_weight": rate_control.rate_weight_tensor(cfg, self.step, bpp_q)}
+        loss = terms["rate_weight"] * rate + cfg.k_m * terms["mse"] + cfg.k_p * terms["lpips"]
+        if self.disc is not None:
+            with frozen(self.disc), self._autocast():   # D's weights get no gradient from G's loss
+                terms["g_gan"] = losses.generator_gan_loss(self.disc(out.x_hat, out.y_hat).float())
+            loss = loss + cfg.beta * terms["g_gan"]
         terms["loss"] = loss
         return terms
 
-    def discriminator_term(self, x: torch.Tensor) -> torch.Tensor:
-        """D's loss on (x, y) against (x', y) for a batch; E, G, P run without gradients (paper Eq. 5)."""
-        with torch.no_grad(), self._autocast():
-            out = self.net(x)
+    def discriminator_term(self, x: torch.Tensor, out=None) -> torch.Tensor:
+        """D's loss on (x, y_hat) against (x', y_hat), both halves in one pass (paper Eq. 5; official code).
+        ``out``: the forward pass of x (the G step's); without it E and G run on x without gradients."""
+        if out is None:
+            with torch.no_grad():
+                out = self.forward(x)
+        fake, cond = out.x_hat.detach(), out.y_hat.detach()
         with self._autocast():
-            real = self.dnet(x, out.y)
-            fake = self.dnet(out.x_hat.detach(), out.y)
-        return losses.discriminator_loss(real.float(), fake.float())
+            logits = self.dnet(torch.cat([x, fake.to(x.dtype)]), torch.cat([cond, cond])).float()
+        real, fake_logits = logits.chunk(2)
+        return losses.discriminator_loss(real, fake_logits)
 
     # --- one step -----------------------------------------------------------------------------------------
     @property
@@ -231,14 +285,19 @@ class Trainer:
         """The step this run continued an earlier one from (``--warm-start``), None for a run from scratch."""
         return began_at(self.history)
 
+    @property
+    def aux_lr(self) -> float:
+        return self.cfg.lr if self.cfg.aux_lr is None else self.cfg.aux_lr
+
+    @property
+    def d_lr(self) -> float:
+        return self.cfg.lr if self.cfg.d_lr is None else self.cfg.d_lr
+
     def _set_lr(self) -> float:
-        lr = rate_control.learning_rate(self.cfg, self.step, warm_start=self.warm_started_at)
-        for opt in (self.opt, self.d_opt):
+        for opt, base in ((self.opt, self.cfg.lr), (self.d_opt, self.d_lr), (self.aux_opt, self.aux_lr)):
             for group in (opt.param_groups if opt is not None else []):
-                group["lr"] = lr
-        for group in self.aux_opt.param_groups:
-            group["lr"] = rate_control.learning_rate(self.cfg, self.step, self.cfg.aux_lr, self.warm_started_at)
-        return lr
+                group["lr"] = rate_control.learning_rate(self.cfg, self.step, base, self.warm_started_at)
+        return rate_control.learning_rate(self.cfg, self.step, warm_start=self.warm_started_at)
 
     def _apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> bool:
         """Back-propagate, clip the gradient norm to ``clip_grad_norm`` (if set) and step, unless the loss or a
@@ -254,29 +313,40 @@ class Trainer:
         opt.step()
         return True
 
-    def train_step(self, batch: torch.Tensor) -> dict[str, float]:
-        """One step of E, G, P (+ aux, + D in stage 2); a step with a non-finite loss is skipped entirely.
+    def _train_mode(self) -> None:
+        self.model.train()
+        for module in self.frozen:
+            module.eval()   # P in eval mode: z is quantised, so G is trained on the decoder's exact input
 
-        Returns the logged values; ``step`` is the number of steps done after this one.
+    def train_step(self, batch: torch.Tensor) -> dict[str, float]:
+        """One step: D first (stage 2), then E, G, P on the whole batch, then the auxiliary loss. A non-finite
+        loss or gradient skips the update it belongs to, and the steps after it that depend on it.
+
+        ``batch`` holds ``batch_size`` images per process (twice that with ``disc_batch="own"``: the second
+        half is D's). Returns the logged values; ``step`` is the number of steps done after this one.
         """
         batch = batch.to(self.device, non_blocking=True)
-        self.model.train()
+        self._train_mode()
         lr = self._set_lr()
-        x_g, x_d = batch.chunk(2) if self.dnet is not None else (batch, None)
-        terms = self.generator_terms(x_g)
-        ok = self._apply(terms["loss"], self.opt)
-        log = {k: float(v.detach()) for k, v in terms.items()}
-        if ok:
+        own = self.disc is not None and self.cfg.disc_batch == "own"
+        x, x_d = batch.chunk(2) if own else (batch, None)
+        out = self.forward(x)
+        log: dict[str, float] = {}
+        ok = True
+        if self.disc is not None:
+            d_loss = self.discriminator_term(x_d) if own else self.discriminator_term(x, out)
+            ok = self._apply(d_loss, self.d_opt)
+            log["d_loss"] = float(d_loss.detach())
+        terms = self.generator_terms(x, out)
+        ok = ok and self._apply(terms["loss"], self.opt)
+        log.update({k: float(v.detach()) for k, v in terms.items()})
+        if ok and self.aux_opt is not None:
             aux = self.model.aux_loss() if self.cfg.kind == "ms" else self.model.prior.aux_loss()
             self.aux_opt.zero_grad(set_to_none=True)
             aux.backward()
             self._average_aux_grads()
             self.aux_opt.step()
             log["aux"] = float(aux.detach())
-        if ok and self.dnet is not None:
-            d_loss = self.discriminator_term(x_d)
-            ok = self._apply(d_loss, self.d_opt)
-            log["d_loss"] = float(d_loss.detach())
         self.bad_steps = 0 if ok else self.bad_steps + 1
         if not ok:
             tqdm.write(f"hific train: step {self.step}: non-finite loss or gradient ({log.get('loss')}), step skipped")
@@ -292,7 +362,7 @@ class Trainer:
         """Everything needed to continue exactly: weights, optimisers, step, RNG state, wall time."""
         blob = {"config": self.cfg.to_dict(), "step": self.step, "wall_s": self.wall_s, "bad_steps": self.bad_steps,
                 "data": self.data_dirs, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-                "aux_opt": self.aux_opt.state_dict(), "rng_cpu": torch.get_rng_state(),
+                "aux_opt": self.aux_opt.state_dict() if self.aux_opt else None, "rng_cpu": torch.get_rng_state(),
                 "hardware": hardware(self.device, self.world), "history": self.history, "init": self.init_info}
         if self.device.type == "cuda":
             blob["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -315,7 +385,8 @@ class Trainer:
             raise TrainingError(f"{path} is a checkpoint of {blob['config']['name']!r}, not of {self.cfg.name!r}")
         self.model.load_state_dict(blob["model"])
         self.opt.load_state_dict(blob["opt"])
-        self.aux_opt.load_state_dict(blob["aux_opt"])
+        if self.aux_opt is not None:
+            self.aux_opt.load_state_dict(blob["aux_opt"])
         if self.disc is not None:
             self.disc.load_state_dict(blob["disc"])
             self.d_opt.load_state_dict(blob["d_opt"])
@@ -343,9 +414,9 @@ class Trainer:
 
         model, _, meta = resolve(name_or_path)
         cfg = meta.get("train_config", {})
-        if (cfg.get("name"), cfg.get("kind"), cfg.get("model")) != (self.cfg.name, self.cfg.kind, self.cfg.model):
+        if not compatible(cfg, self.cfg):
             raise TrainingError(f"--warm-start {name_or_path}: a checkpoint of {cfg.get('name', 'an unknown run')!r}, "
-                                f"not of {self.cfg.name!r}")
+                                f"which {self.cfg.name!r} cannot continue (another model, stage or rate target)")
         if int(meta["steps"]) >= self.cfg.steps:
             raise TrainingError(f"--warm-start {name_or_path}: already at step {meta['steps']}; "
                                 f"give --steps above it")
@@ -387,59 +458,100 @@ class Trainer:
         write_png(self.run_dir / "snapshots" / f"step_{self.step:07d}.png", rgb)
 
     # --- the loop -----------------------------------------------------------------------------------------
-    def _loader(self) -> torch.utils.data.DataLoader:
-        cfg = self.cfg
-        dataset = CropDataset(self.files, cfg.crop, cfg.downscale, cfg.seed)
-        sampler = StepSampler(self.step, cfg.steps, self.local_batch, self.rank, self.world)
-        return torch.utils.data.DataLoader(dataset, batch_size=self.local_batch, sampler=sampler,
-                                           num_workers=self.workers, pin_memory=self.device.type == "cuda",
-                                           persistent_workers=self.workers > 0,
-                                           # its own generator: the loader must not draw from the global RNG
-                                           generator=torch.Generator().manual_seed(cfg.seed))
+    @property
+    def step_batch(self) -> int:
+        """Images drawn per step and process: the batch, and as many again for D with ``disc_batch="own"``."""
+        own = self.cfg.gan and self.cfg.disc_batch == "own"
+        return self.local_batch * (2 if own else 1)
 
-    def fit(self) -> None:
-        """Train until ``cfg.steps``, logging (CSV, TensorBoard), validating and checkpointing on the way."""
+    def resident(self) -> bool:
+        """Keep the decoded training set on the device (``stream`` None: when it fits RESIDENT_FRACTION of
+        the device's memory)."""
+        if self.stream is not None:
+            return not self.stream
+        if self.device.type == "cuda":
+            budget = torch.cuda.mem_get_info(self.device)[0]
+        else:
+            budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return ResidentImages.nbytes(self.files) <= RESIDENT_FRACTION * budget
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        """The batches of the steps from ``self.step`` to ``cfg.steps``, on the device."""
+        cfg = self.cfg
+        sampler = StepSampler(self.step, cfg.steps, self.step_batch, self.rank, self.world)
+        if self.resident():
+            if self._images is None:
+                self._images = ResidentImages(self.files, cfg.crop, cfg.downscale, cfg.seed, self.device)
+            yield from map(self._images.batch, sampler.steps())
+            return
+        dataset = StreamedCrops(self.files, cfg.crop, cfg.downscale, cfg.seed)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.step_batch, sampler=sampler,
+                                             num_workers=self.workers, pin_memory=self.device.type == "cuda",
+                                             persistent_workers=self.workers > 0,
+                                             # its own generator: the loader must not draw from the global RNG
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+        for batch in loader:
+            yield batch.to(self.device, non_blocking=True)
+
+    def out_of_time(self, started: float, budget: float | None) -> bool:
+        """True once this invocation has trained ``budget`` seconds (agreed by every process under torchrun)."""
+        if budget is None:
+            return False
+        flag = torch.tensor(float(time.perf_counter() - started >= budget), device=self.device)
+        if self.world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag)
+
+    def fit(self, time_budget: float | None = None) -> None:
+        """Train until ``cfg.steps``, logging (CSV, TensorBoard), validating and checkpointing on the way.
+        With ``time_budget`` (seconds), stop earlier once that much time has passed, with a checkpoint."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        log_csv, val_csv = self.run_dir / "log.csv", self.run_dir / "val.csv"
         writer = None
         if self.rank == 0:
-            truncate_csv(log_csv, self.step)
-            truncate_csv(val_csv, self.step)
+            truncate_csv(self.run_dir / "log.csv", self.step)
+            truncate_csv(self.run_dir / "val.csv", self.step)
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.name, unit="step", disable=not self.progress,
                    dynamic_ncols=True)
-        t0 = time.perf_counter()
+        t0 = started = time.perf_counter()
         try:
-            for batch in self._loader():
+            for batch in self.batches():
                 log = self.train_step(batch)
                 now = time.perf_counter()
                 self.wall_s, t0 = self.wall_s + now - t0, now
                 bar.update(1)
                 bar.set_postfix({k: f"{log[k]:.4g}" for k in ("loss", "bpp", "lpips", "psnr") if k in log})
-                if self.rank != 0:
-                    continue
-                if log["step"] % cfg.log_every == 0 or self.step == cfg.steps:
-                    log["wall_s"] = self.wall_s
-                    _append_csv(log_csv, LOG_FIELDS, log)
-                    for k, v in log.items():
-                        if k not in ("step", "wall_s"):
-                            writer.add_scalar(f"train/{k}", v, log["step"])
-                if self.val is not None and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
-                    val = self.validate()
-                    _append_csv(val_csv, VAL_FIELDS, {"step": self.step, **val})
-                    for k, v in val.items():
-                        writer.add_scalar(f"val/{k}", v, self.step)
-                    tqdm.write(f"{cfg.name} step {self.step}: validation "
-                               + ", ".join(f"{k} {v:.4g}" for k, v in val.items()))
+                if self.rank == 0:
+                    self._record(log, writer)
+                if self.out_of_time(started, time_budget):
+                    self.save()
+                    tqdm.write(f"{cfg.name}: time budget of {time_budget:g} s reached at step {self.step}")
+                    break
                 if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                     self.save()
         finally:
             bar.close()
             if writer is not None:
                 writer.close()
+
+    def _record(self, log: dict[str, float], writer) -> None:
+        """Log a step (every ``log_every``) and validate (every ``val_every``) into CSV and TensorBoard."""
+        cfg = self.cfg
+        if log["step"] % cfg.log_every == 0 or self.step == cfg.steps:
+            log["wall_s"] = self.wall_s
+            _append_csv(self.run_dir / "log.csv", LOG_FIELDS, log)
+            for k, v in log.items():
+                if k not in ("step", "wall_s"):
+                    writer.add_scalar(f"train/{k}", v, log["step"])
+        if self.val is not None and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+            val = self.validate()
+            _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {"step": self.step, "wall_s": self.wall_s, **val})
+            for k, v in val.items():
+                writer.add_scalar(f"val/{k}", v, self.step)
+            tqdm.write(f"{cfg.name} step {self.step}: validation " + ", ".join(f"{k} {v:.4g}" for k, v in val.items()))
 
 
 def hardware(device: torch.device, world: int = 1) -> str:
