@@ -37,6 +37,8 @@ from hific.train.data import ResidentImages, StepSampler, StreamedCrops, list_im
 CHECKPOINT = "last.pt"
 # The decoded training set stays on the device when it takes at most this fraction of its (free) memory.
 RESIDENT_FRACTION = 0.25
+# Training tensors are channels-last: convolutions and ChannelNorm's layer norm run faster so (CPU and GPU).
+MEMORY_FORMAT = torch.channels_last
 LOG_FIELDS = ("step", "wall_s", "loss", "bpp", "bpp_q", "rate_weight", "mse", "psnr", "lpips", "g_gan",
               "d_loss", "aux", "lr", "skipped")
 VAL_FIELDS = ("step", "wall_s", "bpp", "psnr", "lpips")
@@ -167,14 +169,14 @@ class Trainer:
         self.data_dirs = [str(d) for d in data]
         self.workers, self.progress = workers, progress and self.rank == 0
         self.stream, self._images = stream, None   # see resident()
-        self.model = build_codec_model(cfg).to(self.device)
-        self.disc = Discriminator(self.model.config).to(self.device) if cfg.gan else None
+        self.model = build_codec_model(cfg).to(self.device, memory_format=MEMORY_FORMAT)
+        self.disc = Discriminator(self.model.config).to(self.device, memory_format=MEMORY_FORMAT) if cfg.gan else None
         if cfg.kind == "hific":
             if lpips_net is None:
                 from hific.weights import lpips_network
 
                 lpips_net = lpips_network(net="alex")
-            self.lpips = lpips_net.to(self.device).eval().requires_grad_(False)
+            self.lpips = lpips_net.to(self.device, memory_format=MEMORY_FORMAT).eval().requires_grad_(False)
         else:
             from compressai.losses import RateDistortionLoss
 
@@ -325,7 +327,7 @@ class Trainer:
         ``batch`` holds ``batch_size`` images per process (twice that with ``disc_batch="own"``: the second
         half is D's). Returns the logged values; ``step`` is the number of steps done after this one.
         """
-        batch = batch.to(self.device, non_blocking=True)
+        batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=MEMORY_FORMAT)
         self._train_mode()
         lr = self._set_lr()
         own = self.disc is not None and self.cfg.disc_batch == "own"
@@ -524,9 +526,10 @@ class Trainer:
                 self.wall_s, t0 = self.wall_s + now - t0, now
                 bar.update(1)
                 bar.set_postfix({k: f"{log[k]:.4g}" for k in ("loss", "bpp", "lpips", "psnr") if k in log})
+                last = self.out_of_time(started, time_budget)
                 if self.rank == 0:
-                    self._record(log, writer)
-                if self.out_of_time(started, time_budget):
+                    self._record(log, writer, last)
+                if last:
                     self.save()
                     tqdm.write(f"{cfg.name}: time budget of {time_budget:g} s reached at step {self.step}")
                     break
@@ -537,16 +540,18 @@ class Trainer:
             if writer is not None:
                 writer.close()
 
-    def _record(self, log: dict[str, float], writer) -> None:
-        """Log a step (every ``log_every``) and validate (every ``val_every``) into CSV and TensorBoard."""
+    def _record(self, log: dict[str, float], writer, last: bool = False) -> None:
+        """Log a step (every ``log_every``) and validate (every ``val_every``) into CSV and TensorBoard; the
+        ``last`` step of a run is always logged and validated."""
         cfg = self.cfg
-        if log["step"] % cfg.log_every == 0 or self.step == cfg.steps:
+        last = last or self.step == cfg.steps
+        if log["step"] % cfg.log_every == 0 or last:
             log["wall_s"] = self.wall_s
             _append_csv(self.run_dir / "log.csv", LOG_FIELDS, log)
             for k, v in log.items():
                 if k not in ("step", "wall_s"):
                     writer.add_scalar(f"train/{k}", v, log["step"])
-        if self.val is not None and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+        if self.val is not None and (self.step % cfg.val_every == 0 or last):
             val = self.validate()
             _append_csv(self.run_dir / "val.csv", VAL_FIELDS, {"step": self.step, "wall_s": self.wall_s, **val})
             for k, v in val.items():

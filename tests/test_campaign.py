@@ -1,0 +1,54 @@
+"""The GPU campaign's code path on CPU: side-by-side time-budgeted runs, export, Kodak measurement, packing
+into bounded pieces and joining them again."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+
+import hific
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_campaign_trains_exports_measures_and_packs_within_the_limits(shared_data, tmp_path):
+    kodak = tmp_path / "kodak2"
+    kodak.mkdir()
+    for stem in ("kodim05", "kodim23"):
+        shutil.copy(shared_data / "kodak" / f"{stem}.png", kodak)
+    data = shared_data / "bsds500" / "val"
+    out, work = tmp_path / "out", tmp_path / "work"
+    common = f"--device cpu --threads 1 --crop 64 --batch-size 2 --data {data} --val {data} --val-count 1"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "campaign.py"), "run", "--out", str(out), "--work", str(work),
+           "--time-budget", "4", "--kodak", str(kodak), "--piece-mib", "8", "--common", common,
+           "--run", "hific-lo --warm-start hific-lo --steps 100000", "--run", "ms-lo --steps 100000"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert "campaign.tar.gz" in files and len(files) <= 8
+    pieces = [p for p in out.iterdir() if p.name.startswith("checkpoints.tar.")]
+    assert len(pieces) >= 2 and all(p.stat().st_size <= 8 * 2 ** 20 for p in pieces)
+    with tarfile.open(out / "campaign.tar.gz") as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))
+        summary = pd.read_csv(tar.extractfile("kodak/summary.csv"))
+    assert manifest["exit_codes"] == {"hific-lo": 0, "ms-lo": 0} and manifest["kodak_exit_code"] == 0
+    assert "hific-lo/val.csv" in names and "hific-lo/log.csv" in names
+    assert set(summary["codec"]) == {"hific", "ms"} and (summary["n_images"] == 2).all()
+    joined = subprocess.run([sys.executable, str(REPO / "benchmarks" / "campaign.py"), "join", str(out), "--into",
+                             str(tmp_path / "ckpt")], capture_output=True, text=True, cwd=REPO)
+    assert joined.returncode == 0, joined.stderr
+    shipped = hific.load("hific-lo").metadata["steps"]
+    for name, first in (("hific-lo", shipped + 1), ("ms-lo", 1)):
+        codec = hific.load(tmp_path / "ckpt" / f"{name}.pt")
+        assert first <= codec.metadata["steps"] < 100000   # stopped by the time budget, not by the step count
+    # a damaged piece is refused with one line
+    pieces[0].write_bytes(pieces[0].read_bytes()[:-1] + b"x")
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "campaign.py"), "join", str(out), "--into",
+                          str(tmp_path / "bad")], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "sha256" in bad.stderr
