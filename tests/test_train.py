@@ -337,6 +337,9 @@ def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, 
     assert "| ms-lo | M&S (CompressAI MeanScaleHyperprior), MSE, lambda 0.0018 | 5 |" in card
     assert "| ms-lo | 0-3 | 2 x 64 |" in card and "| ms-lo | 3-5 | 2 x 64 |" in card
     assert f"| ms-lo | 1 | {enc.bpp:.3f} | 20.00 | 0.5000 | 0.4000 |" in card
+    # each run's validation curve travels with the export into the card
+    assert "Validation during training" in card
+    assert "| ms-lo | ms-lo | 3 |" in card and "| ms-lo | ms-lo | 5 |" in card
 
 
 @pytest.mark.parametrize("args, message", [
@@ -374,3 +377,13 @@ def test_torchrun_two_processes_train_together(shared_data, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
     assert [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]] == ["1", "2"]
+
+
+def test_learning_rates_scale_with_the_batch():
+    from hific.train.cli import scale_lr
+
+    cfg = train_config("hific-lo-illm")
+    lin, sq = scale_lr(cfg, 4.0, "linear"), scale_lr(cfg, 4.0, "sqrt")
+    assert (lin.lr, lin.d_lr, lin.aux_lr) == (4e-4, 1.6e-3, None)
+    assert (sq.lr, sq.d_lr) == (2e-4, 8e-4)
+    assert scale_lr(train_config("ms-lo"), 2.0, "linear").aux_lr == 2e-3

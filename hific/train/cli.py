@@ -37,6 +37,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream", action="store_true",
                    help="decode each training image per sample instead of keeping the decoded set on the device "
                         "(the default when it takes more than a quarter of the device's memory)")
+    p.add_argument("--compile", action="store_true", help="torch.compile E/G/P and D (worth it on a GPU)")
+    p.add_argument("--lr-scaling", choices=("none", "linear", "sqrt"), default="none",
+                   help="scale every learning rate with --batch-size / the preset's batch (default none)")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after this many seconds of training, with a checkpoint (continue with --resume)")
     p.add_argument("--export", type=Path, metavar="PT",
@@ -57,7 +60,16 @@ def _overrides(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
         raise TrainingError("--batch-size must be positive")
     kw = {"batch_size": args.batch_size, "crop": args.crop, "lambda_b": args.lambda_b, "lr": args.lr,
           "ckpt_every": args.ckpt_every, "val_every": args.val_every}
-    return dataclasses.replace(cfg, **{k: v for k, v in kw.items() if v is not None})
+    new = dataclasses.replace(cfg, **{k: v for k, v in kw.items() if v is not None})
+    return scale_lr(new, new.batch_size / cfg.batch_size, args.lr_scaling) if args.lr_scaling != "none" else new
+
+
+def scale_lr(cfg: TrainConfig, ratio: float, rule: str) -> TrainConfig:
+    """Learning rates (E/G/P, D, aux) x ratio ("linear") or x sqrt(ratio) ("sqrt") for a batch ``ratio`` times
+    the preset's (Goyal et al. 2017's linear rule; the square-root rule suits Adam)."""
+    f = ratio if rule == "linear" else ratio ** 0.5
+    return dataclasses.replace(cfg, lr=cfg.lr * f, d_lr=None if cfg.d_lr is None else cfg.d_lr * f,
+                               aux_lr=None if cfg.aux_lr is None else cfg.aux_lr * f)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -95,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.time_budget is not None and args.time_budget <= 0:
         raise TrainingError("--time-budget must be positive (seconds)")
     trainer = Trainer(cfg, args.data, run_dir, device=args.device, val_files=val, init=init, workers=args.workers,
-                      warm_start=args.warm_start, stream=True if args.stream else None)
+                      warm_start=args.warm_start, stream=True if args.stream else None, compile=args.compile)
     if args.resume:
         trainer.resume(ckpt)
     trainer.fit(args.time_budget)

@@ -7,6 +7,7 @@ Kodak (from a ``benchmarks/run.py`` summary, i.e. real files and real metrics).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -64,11 +65,27 @@ def run_rows(name: str, meta: dict) -> list[dict]:
             for h in meta.get("history", [])]
 
 
+def validation_rows(name: str, meta: dict, most: int = 8) -> list[dict]:
+    """Validation LPIPS, PSNR and bpp against total training time, from each run's curve (at most ``most``
+    rows per run, evenly spaced, its last row included)."""
+    rows = []
+    for h in meta.get("history", []):
+        curve = h.get("validation") or []
+        k = min(most, len(curve))
+        keep = sorted({round(i * (len(curve) - 1) / max(1, k - 1)) for i in range(k)})
+        for step, wall_s, bpp, psnr, lpips in (curve[i] for i in keep):
+            rows.append({"model": name, "preset": h.get("config") or "", "step": int(step),
+                         "hours": f"{wall_s / 3600:.2f}", "hardware": h["hardware"], "val bpp": f"{bpp:.3f}",
+                         "val PSNR": f"{psnr:.2f}", "val LPIPS": "" if math.isnan(lpips) else f"{lpips:.4f}"})
+    return rows
+
+
 def render(summary: pd.DataFrame, checkpoints: dict[str, Path], command: str, notes: str = "") -> str:
     """The MODEL_CARD.md text."""
     metas = {n: metadata(p) for n, p in checkpoints.items()}
     train = pd.DataFrame([training_row(n, m) for n, m in metas.items()])
     runs = pd.DataFrame([r for n, m in metas.items() for r in run_rows(n, m)])
+    curves = pd.DataFrame([r for n, m in metas.items() for r in validation_rows(n, m)])
     hardware = sorted({h["hardware"] for m in metas.values() for h in m.get("history", [])})
     data = sorted({dataset_folder(d) for m in metas.values() for d in m.get("data", [])})
     kodak = summary.rename(columns={"setting": "model"})[["model", "n_images", "bpp", "psnr", "ms_ssim", "lpips"]]
@@ -90,6 +107,8 @@ def render(summary: pd.DataFrame, checkpoints: dict[str, Path], command: str, no
         markdown_table(train), "",
         *(["Runs (each continued the previous one's weights with `--warm-start`):", "", markdown_table(runs), ""]
           if len(runs) else []),
+        *(["Validation during training (4 held-out bsds500/val images, 256x256 centre crops; hours of training "
+           "in all, earlier runs included):", "", markdown_table(curves), ""] if len(curves) else []),
         "## Kodak (24 images, 768x512; bpp from the real .hfc file bytes)", "",
         f"Measured with `{command}`.", "",
         markdown_table(kodak), "",

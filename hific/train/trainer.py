@@ -158,7 +158,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, data: list[str | Path], run_dir: str | Path, device: str = "auto",
                  val_files: list[Path] | None = None, init: str | Path | None = None, workers: int = 0,
                  lpips_net: nn.Module | None = None, progress: bool = True, warm_start: str | None = None,
-                 stream: bool | None = None) -> None:
+                 stream: bool | None = None, compile: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.rank, self.world, self.device = setup_distributed(pick_device(device))
@@ -200,6 +200,9 @@ class Trainer:
         if warm_start is not None:
             self.warm_start(warm_start)
         self.net, self.dnet = self._wrap(self.model), self._wrap(self.disc)
+        if compile:   # TorchInductor kernels for E/G/P and D (GPU: fewer launches; the first steps compile)
+            self.net = torch.compile(self.net)
+            self.dnet = torch.compile(self.dnet) if self.dnet is not None else None
 
     # --- distributed --------------------------------------------------------------------------------------
     def _wrap(self, module: nn.Module | None) -> nn.Module | None:
@@ -566,10 +569,22 @@ def hardware(device: torch.device, world: int = 1) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def segment(first: int, last: int, wall_s: float, where: str, cfg: dict) -> dict:
-    """One run of a checkpoint's training history: steps first..last, how long, where, and with what batch."""
+def segment(first: int, last: int, wall_s: float, where: str, cfg: dict, validation: list | None = None) -> dict:
+    """One run of a checkpoint's training history: steps first..last, how long, where, with what batch and
+    preset, and its validation curve (rows of VAL_FIELDS; wall_s counts every run before it too)."""
     return {"steps": [int(first), int(last)], "wall_s": round(float(wall_s), 1), "hardware": where,
-            "batch_size": cfg.get("batch_size"), "crop": cfg.get("crop"), "lr": cfg.get("lr")}
+            "batch_size": cfg.get("batch_size"), "crop": cfg.get("crop"), "lr": cfg.get("lr"),
+            "config": cfg.get("name"), "validation": validation or []}
+
+
+def validation_curve(run_dir: Path, first: int, last: int) -> list[list[float]]:
+    """The rows of ``run_dir/val.csv`` for steps in (first, last], as lists in VAL_FIELDS order."""
+    path = run_dir / "val.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if first < int(r["step"]) <= last]
+    return [[float(r.get(k) or "nan") for k in VAL_FIELDS] for r in rows]
 
 
 def began_at(history: list[dict]) -> int | None:
@@ -586,8 +601,9 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None) -> 
     model.load_state_dict(blob["model"])
     model.update(force=True)
     earlier = blob.get("history", [])
-    this_run = segment(began_at(earlier) or 0, blob["step"], blob["wall_s"] - sum(h["wall_s"] for h in earlier),
-                       blob["hardware"], blob["config"])
+    first = began_at(earlier) or 0
+    this_run = segment(first, blob["step"], blob["wall_s"] - sum(h["wall_s"] for h in earlier), blob["hardware"],
+                       blob["config"], validation_curve(Path(checkpoint).parent, first, blob["step"]))
     history = earlier + [this_run]
     meta = {"train_config": cfg.to_dict(), "steps": blob["step"], "wall_s": round(blob["wall_s"], 1),
             "data": blob["data"], "hardware": "; ".join(dict.fromkeys(h["hardware"] for h in history)),
