@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from hific import bitstream
+from hific.config import DEFAULT_MODEL
 from hific.errors import HificError, InputError
 
 
@@ -24,13 +25,12 @@ def _read_bytes(path: Path) -> bytes:
 
 def cmd_compress(args: argparse.Namespace) -> None:
     from hific.codec import load
-    from hific.image_io import atomic_write_bytes, read_image
+    from hific.image_io import atomic_write_bytes
 
-    rgb = read_image(args.input)
     codec = load(args.model, device=args.device)
-    enc = codec.encode(rgb, estimate=True)
+    enc = codec.encode(args.input, estimate=True)   # the file's size is checked from its header first
     atomic_write_bytes(args.output, enc.data)
-    h, w = rgb.shape[:2]
+    h, w = enc.reconstruction.shape[:2]
     print(f"{args.output}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp ({w}x{h}, model {codec.name}, "
           f"file/estimate {len(enc.data) * 8 / enc.estimated_bits:.3f})")
 
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compress", help="image -> .hfc file")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
-    p.add_argument("--model", "-m", required=True, help="shipped model name, ms-qN, or checkpoint path")
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL,
+                   help=f"shipped model name, ms-qN, or checkpoint path (default {DEFAULT_MODEL})")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_compress)
 

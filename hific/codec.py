@@ -40,10 +40,10 @@ class Encoded:
         return len(self.data) * 8 / (h * w)
 
 
-def as_rgb8(image: ImageLike) -> np.ndarray:
-    """Any accepted image input -> (H, W, 3) uint8."""
+def as_rgb8(image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
+    """Any accepted image input -> (H, W, 3) uint8; a file above ``max_pixels`` is refused from its header."""
     if isinstance(image, (str, Path)):
-        return read_image(image)
+        return read_image(image, max_pixels)
     if isinstance(image, Image.Image):
         return to_rgb8(image)
     arr = np.asarray(image)
@@ -106,7 +106,7 @@ class Codec:
 
     def encode(self, image: ImageLike, estimate: bool = False) -> Encoded:
         """Compress; also return the reconstruction and, when ``estimate``, the model's estimated bits (else NaN)."""
-        rgb = as_rgb8(image)
+        rgb = as_rgb8(image, self.max_pixels)
         h, w = rgb.shape[:2]
         x, pad_b, pad_r = self._to_tensor(rgb)
         with torch.inference_mode():

@@ -58,6 +58,9 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
     ),
 }
 
+# The model `hific compress` uses when none is named (the shipped low-rate HiFiC).
+DEFAULT_MODEL = "hific-lo"
+
 # Downsampling factor of the encoder (four stride-2 convolutions) and of encoder + hyper-analysis
 # (two more stride-2 convolutions): images are reflect-padded to a multiple of PAD_MULTIPLE.
 LATENT_STRIDE = 16

@@ -12,8 +12,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hific.errors import InputError
 
-# Pillow refuses images above ~179 MP as a decompression bomb; we accept up to that bound explicitly.
-Image.MAX_IMAGE_PIXELS = 200_000_000
+# Pillow warns above MAX_IMAGE_PIXELS and refuses twice that as a decompression bomb. The largest image any
+# model accepts is 40 MP (ModelConfig.max_pixels), so 50 MP keeps the guard meaningful (refused above 100 MP).
+Image.MAX_IMAGE_PIXELS = 50_000_000
+
+
+def umask() -> int:
+    """The process's file-creation mask (read without changing it for good)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -26,6 +34,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o666 & ~umask())  # as open() would create it, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -54,8 +63,9 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; raise InputError with one clear line on failure."""
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB; raise InputError with one clear line on failure. An image
+    of more than ``max_pixels`` pixels is refused from its header, before any decoding."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -63,6 +73,10 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}: is a directory, not an image")
     try:
         with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise InputError(f"{path}: image of {w}x{h} pixels ({w * h / 1e6:.1f} MP) exceeds the limit of "
+                                 f"{max_pixels / 1e6:.0f} MP")
             img.load()
             return to_rgb8(img)
     except UnidentifiedImageError:

@@ -172,3 +172,57 @@ def test_real_process_exit_code_and_one_line(hfc: Path, random_small_checkpoint:
                            "--model", str(random_small_checkpoint)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["hific: error: truncated .hfc file: header incomplete"]
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares width x height (8-bit RGB) and whose pixel data is missing: any decoding
+    would fail, so refusing it by size proves the size is checked from the header."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        import zlib
+
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("width, height, message", [
+    (8000, 6000, "8000x6000 pixels (48.0 MP) exceeds the limit of 40 MP"),   # the model's limit
+    (20000, 20000, "image too large"),                                        # Pillow's decompression-bomb guard
+])
+def test_a_huge_image_is_refused_from_its_header(random_small_checkpoint: Path, tmp_path: Path, capsys,
+                                                 width: int, height: int, message: str) -> None:
+    """A PNG declaring tens or hundreds of megapixels (a few bytes on disk) is refused before decoding."""
+    src = png_header_only(tmp_path / "huge.png", width, height)
+    out = tmp_path / "out.hfc"
+    code, _, err = run(["compress", src, out, "--model", random_small_checkpoint], capsys)
+    assert code == 2 and message in one_error_line(err) and not out.exists()
+
+
+def test_outputs_honour_the_umask(hfc: Path, random_small_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    """Files are created as any tool creates them (0666 & ~umask), not with mkstemp's 0600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        rec = tmp_path / "rec.png"
+        assert run(["decompress", hfc, rec, "--model", random_small_checkpoint], capsys)[0] == 0
+        again = tmp_path / "again.hfc"
+        assert run(["compress", rec, again, "--model", random_small_checkpoint], capsys)[0] == 0
+        os.umask(0o077)
+        private = tmp_path / "private.png"
+        assert run(["decompress", hfc, private, "--model", random_small_checkpoint], capsys)[0] == 0
+    finally:
+        os.umask(old)
+    assert [oct(p.stat().st_mode & 0o777) for p in (rec, again, private)] == ["0o644", "0o644", "0o600"]
+
+
+def test_compress_without_a_model_uses_the_default(kodak: Path, tmp_path: Path, capsys) -> None:
+    from hific.config import DEFAULT_MODEL
+
+    crop = tmp_path / "crop.png"
+    Image.fromarray(read_image(kodak / "kodim19.png")[:64, :64]).save(crop)
+    code, out, _ = run(["compress", crop, tmp_path / "c.hfc"], capsys)
+    assert code == 0 and f"model {DEFAULT_MODEL}" in out
+    code, out, _ = run(["info", tmp_path / "c.hfc"], capsys)
+    assert f"model {DEFAULT_MODEL}" in out
