@@ -258,6 +258,20 @@ def test_stage_two_starts_from_the_stage_one_weights_and_records_it(train_dir, l
     assert meta["init"]["config"] == "nogan-lo" and meta["init"]["steps"] == 2 and meta["steps"] == 1
 
 
+def test_stage_two_can_start_from_an_export_of_another_rate(train_dir, lpips_net, tmp_path):
+    """hific-mi from the shipped hific-hi: its E, G, P weights; rate control then moves the rate to r_t 0.30."""
+    import hific
+
+    shipped = hific.load("hific-hi")
+    t = make(tiny("hific-mi"), train_dir, lpips_net, tmp_path, init="hific-hi")
+    for (k, va), vb in zip(shipped.model.state_dict().items(), t.model.state_dict().values()):
+        if va.is_floating_point() and va.dim() > 1:
+            assert torch.equal(va.float(), vb), k
+    assert t.step == 0 and t.init_info["config"] == "hific-hi" and t.init_info["steps"] == shipped.metadata["steps"]
+    with pytest.raises(TrainingError, match="cannot initialise"):
+        make(tiny("hific-mi"), train_dir, lpips_net, tmp_path, init="ms-lo")
+
+
 def test_nan_steps_are_skipped_then_the_run_stops(train_dir, lpips_net, batch, tmp_path):
     t = make(dataclasses.replace(tiny("nogan-lo"), max_bad_steps=2), train_dir, lpips_net, tmp_path)
     before = {k: v.clone() for k, v in t.model.state_dict().items()}

@@ -17,8 +17,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", nargs="+", type=Path, help="folder(s) of training images (searched recursively)")
     p.add_argument("--run-dir", type=Path, help="checkpoints, logs, snapshots (default runs/<config>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.add_argument("--init", type=Path, help="stage-1 training checkpoint to start stage 2 from "
-                                              "(default runs/<init config>/last.pt)")
+    p.add_argument("--init", metavar="PT|NAME",
+                   help="where stage 2 starts: a stage-1 training checkpoint (default runs/<init config>/last.pt), "
+                        "or an exported checkpoint of the same model (a shipped name or path, e.g. hific-hi)")
     p.add_argument("--warm-start", metavar="NAME|PT",
                    help="continue an exported checkpoint of this preset (e.g. the shipped one of the same name): "
                         "its weights, step count and wall time, with fresh optimisers")
@@ -100,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     init = None
     if cfg.init_from and not args.resume and not args.warm_start:
         init = args.init or run_dir.parent / cfg.init_from / CHECKPOINT
-        if not init.exists():
+        if args.init is None and not init.exists():
             raise TrainingError(f"stage 2 starts from a stage-1 run: {init} does not exist "
                                 f"(train --config {cfg.init_from} first, or pass --init)")
     val = list_images([args.val])[: args.val_count] if args.val else None

@@ -401,14 +401,25 @@ class Trainer:
         if "rng_cuda" in blob and self.device.type == "cuda":
             torch.cuda.set_rng_state(blob["rng_cuda"], self.device)
 
-    def init_from(self, path: Path) -> None:
-        """Stage 2 starts from a stage-1 run: its E, G, P weights (not its optimisers or step)."""
-        blob = read_training_checkpoint(path)
-        if blob["config"]["kind"] != self.cfg.kind or blob["config"]["model"] != self.cfg.model:
-            raise TrainingError(f"{path}: a {blob['config']['model']} {blob['config']['kind']} run cannot "
-                                f"initialise {self.cfg.name!r}")
-        self.model.load_state_dict(blob["model"])
-        self.init_info = {"config": blob["config"]["name"], "steps": blob["step"], "wall_s": round(blob["wall_s"], 1)}
+    def init_from(self, source: str | Path) -> None:
+        """Stage 2 starts from the E, G, P weights (not the optimisers or step) of a stage-1 training checkpoint,
+        or of an exported checkpoint (a shipped name or a path) of the same model, e.g. ``hific-mi`` from
+        ``hific-hi``: rate control then moves the rate to this preset's target."""
+        path = Path(source)
+        if path.exists() and "model" in (blob := read_blob(path, TrainingError, "checkpoint")) and "step" in blob:
+            cfg, weights, steps, wall_s = blob["config"], blob["model"], blob["step"], blob["wall_s"]
+        else:
+            from hific.zoo import resolve
+
+            model, _, meta = resolve(source)
+            cfg, weights, steps, wall_s = meta.get("train_config", {}), model.state_dict(), meta["steps"], meta["wall_s"]
+        if cfg.get("kind") != self.cfg.kind or cfg.get("model") != self.cfg.model:
+            raise TrainingError(f"{source}: a {cfg.get('model')} {cfg.get('kind')} run cannot initialise "
+                                f"{self.cfg.name!r}")
+        from hific.zoo import load_weights
+
+        load_weights(self.model, weights)
+        self.init_info = {"config": cfg["name"], "steps": steps, "wall_s": round(wall_s, 1)}
 
     def warm_start(self, name_or_path: str) -> None:
         """Continue training an exported checkpoint of this configuration (a shipped name or a path), run after
