@@ -75,11 +75,11 @@ class CropPlan:
 
 
 def cut_crop(image: torch.Tensor, where: Crop, crop: int) -> torch.Tensor:
-    """The crop of a (3, H, W) uint8 image as a (3, crop, crop) float tensor in [0, 1] (antialiased bicubic,
-    as Pillow's resize; on the image's device)."""
-    patch = TF.resized_crop(image, where.top, where.left, where.size, where.size, [crop, crop],
-                            interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
-    return patch.float().div_(255)
+    """The crop of a (3, H, W) uint8 image as a (3, crop, crop) float tensor in [0, 1], resized in float
+    (antialiased bicubic, as Pillow's resize; on the image's device, CPU or GPU)."""
+    patch = TF.crop(image, where.top, where.left, where.size, where.size).float().div_(255)
+    patch = TF.resize(patch, [crop, crop], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return patch.clamp_(0, 1)
 
 
 def image_size(path: Path) -> tuple[int, int]:
