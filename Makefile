@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps neuralcompression==0.3.1  # test dependency, see pyproject.toml
 	touch $(STAMP)
 
 # Headless Chromium for the browser tests (Debian's package; Playwright drives it).

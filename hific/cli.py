@@ -60,11 +60,9 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_models(args: argparse.Namespace) -> None:
     from hific import zoo
 
-    for name, path in zoo.shipped().items():
-        print(f"{name}\t{path}")
-    for name in zoo.available():
-        if name not in zoo.shipped():
-            print(f"{name}\t(CompressAI model zoo, torch hub cache)")
+    for e in zoo.catalogue():
+        if args.all or e.available:
+            print(f"{e.name}\t{e.status}\t{e.source}\tlicence: {e.licence}\t{e.location}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("models", help="list the models that load on this machine")
+    p = sub.add_parser("models", help="list the models that load on this machine (name, status, source, licence, file)")
+    p.add_argument("--all", action="store_true",
+                   help="also the published and CompressAI models not in the torch hub cache, with their URLs")
     p.set_defaults(func=cmd_models)
 
     from hific.train.cli import add_train_parser

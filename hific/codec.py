@@ -1,7 +1,8 @@
 """The codec: image in, .hfc bytes out, and back (the paper's evaluation protocol, Sec. 4).
 
 Images of any size are reflect-padded on the bottom and right to a multiple of 64 (the hyperprior's
-total stride) and cropped after decoding. The bitrate is always the file's length: bpp = bytes * 8 / (H * W).
+total stride; 16 for models that pad their latent themselves, ModelConfig.padding) and cropped after
+decoding. The bitrate is always the file's length: bpp = bytes * 8 / (H * W).
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -19,6 +19,7 @@ from hific import bitstream
 from hific.config import PAD_MULTIPLE
 from hific.errors import BitstreamError, InputError
 from hific.image_io import read_image, to_rgb8
+from hific.padding import pad_amounts, pad_image
 from hific.zoo import fingerprint, model_kind
 
 ImageLike = np.ndarray | Image.Image | str | Path
@@ -54,18 +55,6 @@ def as_rgb8(image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
-def pad_amounts(height: int, width: int, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:
-    """Rows and columns to add at the bottom and right to reach a multiple."""
-    return (-height) % multiple, (-width) % multiple
-
-
-def pad_image(x: torch.Tensor, pad_bottom: int, pad_right: int) -> torch.Tensor:
-    """Reflect padding (official evaluation); replicate where the image is too small to reflect."""
-    h, w = x.shape[-2:]
-    mode = "reflect" if pad_bottom < h and pad_right < w else "replicate"
-    return F.pad(x, (0, pad_right, 0, pad_bottom), mode=mode)
-
-
 class Codec:
     """A learned image codec with a real entropy-coded bitstream (HiFiC, "no GAN" or M&S)."""
 
@@ -79,6 +68,8 @@ class Codec:
         self._fingerprint = fingerprint(model)
         config = getattr(model, "config", None)
         self.max_pixels = config.max_pixels if config is not None else DEFAULT_MAX_PIXELS
+        self.pad_multiple = config.image_multiple if config is not None else PAD_MULTIPLE
+        self.min_side = config.min_image_side if config is not None else 0
 
     @property
     def fingerprint(self) -> str:
@@ -90,7 +81,7 @@ class Codec:
 
     def _to_tensor(self, rgb: np.ndarray) -> tuple[torch.Tensor, int, int]:
         h, w = rgb.shape[:2]
-        pad_b, pad_r = pad_amounts(h, w)
+        pad_b, pad_r = pad_amounts(h, w, self.pad_multiple, self.min_side)
         if (h + pad_b) * (w + pad_r) > self.max_pixels:
             raise InputError(
                 f"image of {w}x{h} pixels ({(h + pad_b) * (w + pad_r) / 1e6:.1f} MP padded) exceeds the limit of "

@@ -7,6 +7,10 @@ its official code (tensorflow/compression, models/hific/archs.py):
   9 residual blocks, hyperprior with 320 filters, D: 64-128-256-512).
 * ``small``: the same topology, five times narrower, for CPU work and the shipped checkpoints
   (checkpoint <= 25 MB in half precision, about a second per Kodak image on 2 CPU cores).
+* ``neuralcompression`` and ``port``: the ``paper`` widths with the architecture variants of the two published
+  re-implementations whose weights :mod:`hific.published` converts (NeuralCompression's MS-ILLM / No-GAN models,
+  the PyTorch port's HIFIC-low/med/high). Every variant is an option of :class:`ModelConfig` whose default is
+  this toolkit's own architecture, so the shipped checkpoints are unaffected.
 """
 from __future__ import annotations
 
@@ -16,6 +20,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from hific.errors import ModelNotFoundError
+
+
+# The string options of ModelConfig and their values; the first is the default (this toolkit's architecture).
+ARCH_OPTIONS: dict[str, tuple[str, ...]] = {
+    "encoder_first_padding": ("reflect", "zeros"),
+    "encoder_down_padding": ("zeros", "reflect-0110"),
+    "encoder_last_padding": ("zeros", "reflect"),
+    "generator_padding": ("reflect", "zeros"),
+    "hyper_analysis_padding": ("zeros", "reflect"),
+    "hyperlatent_offset": ("median", "zero"),
+    "latent_likelihood": ("gaussian", "logistic"),
+    "input_range": ("unit", "symmetric"),
+    "padding": ("image", "two-stage"),
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,40 @@ class ModelConfig:
     channel_norm_eps: float = 1e-3
     # Largest image (H x W, after padding) the codec accepts; beyond it a clear error names the limit.
     max_pixels: int = 16_000_000
+    # Architecture variants of published re-implementations (choices in ARCH_OPTIONS; the first is the default).
+    encoder_first_padding: str = "reflect"    # E's conv7x7; NeuralCompression: "zeros"
+    # E's stride-2 convs: zero padding of 1, or the port's nn.ReflectionPad2d((0, 1, 1, 0)) and no other padding
+    encoder_down_padding: str = "zeros"
+    encoder_last_padding: str = "zeros"       # E's last conv3x3; port: "reflect"
+    generator_padding: str = "reflect"        # G's conv3x3 and conv7x7; NeuralCompression: "zeros"
+    hyper_analysis_padding: str = "zeros"     # h_a's two conv5x5 stride 2; port: "reflect"
+    # Hidden widths of the factorized prior of z; the port's density is (3, 3, 3, 1) plus an identity layer
+    hyperlatent_filters: tuple[int, ...] = (3, 3, 3, 3)
+    hyperlatent_offset: str = "median"        # z coded as round(z - median) + median; port: "zero", round(z)
+    latent_likelihood: str = "gaussian"       # of y given (mu, sigma); the port's HIFIC-med: "logistic"
+    # "unit": E sees x in [0, 1] and G's output is the image; "symmetric": E sees 2x - 1 and the image is
+    # (tanh(G) + 1) / 2 (the port's normalize_input_image)
+    input_range: str = "unit"
+    # "image": x reflect-padded to a multiple of 64; "two-stage": x to a multiple of 16, then y to a multiple of 4
+    # (the port's evaluation)
+    padding: str = "image"
+
+    def __post_init__(self) -> None:
+        for field, choices in ARCH_OPTIONS.items():
+            if getattr(self, field) not in choices:
+                raise ModelNotFoundError(f"model configuration {self.name!r}: {field} must be one of "
+                                         f"{', '.join(choices)}, not {getattr(self, field)!r}")
+
+    @property
+    def image_multiple(self) -> int:
+        """What the codec pads images to: PAD_MULTIPLE, or LATENT_STRIDE when the model pads y itself."""
+        return LATENT_STRIDE if self.padding == "two-stage" else PAD_MULTIPLE
+
+    @property
+    def min_image_side(self) -> int:
+        """Smallest padded image side: h_a's reflect padding (by 2) needs more than 2 rows and columns at its
+        last conv, a z of at least 2 x 2, so sides above 64 (the port itself fails on smaller images)."""
+        return PAD_MULTIPLE + self.image_multiple if self.hyper_analysis_padding == "reflect" else 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -57,6 +109,14 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         max_pixels=40_000_000,
     ),
 }
+# NeuralCompression's HiFiCAutoencoder (neuralcompression/models/_hific_encoder_decoder.py): zero padding everywhere.
+MODEL_CONFIGS["neuralcompression"] = dataclasses.replace(
+    MODEL_CONFIGS["paper"], name="neuralcompression", encoder_first_padding="zeros", generator_padding="zeros")
+# The PyTorch port (Justin-Tan/high-fidelity-generative-compression, src/network/*, src/hyperprior.py, src/model.py);
+# its likelihood and input range are per checkpoint (its args).
+MODEL_CONFIGS["port"] = dataclasses.replace(
+    MODEL_CONFIGS["paper"], name="port", encoder_down_padding="reflect-0110", encoder_last_padding="reflect",
+    hyper_analysis_padding="reflect", hyperlatent_filters=(3, 3, 3, 1), hyperlatent_offset="zero", padding="two-stage")
 
 # The model `hific compress` uses when none is named (the shipped low-rate HiFiC).
 DEFAULT_MODEL = "hific-lo"

@@ -3,7 +3,8 @@
 ChannelNorm, conv3x3 to the generator width, ChannelNorm; a stack of residual blocks
 (conv3x3, ChannelNorm, ReLU, conv3x3, ChannelNorm, plus skip) with a global skip around the stack;
 four transposed conv3x3 stride-2 layers (each with ChannelNorm and ReLU); conv7x7 to RGB.
-The paper's width is 960 with 9 residual blocks and up-sampling widths 480, 240, 120, 60.
+The paper's width is 960 with 9 residual blocks and up-sampling widths 480, 240, 120, 60. The convolutions
+reflect-pad (official code); ModelConfig.generator_padding "zeros" gives NeuralCompression's HiFiCGenerator.
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from hific.init import glorot_uniform_
 class ResidualBlock(nn.Module):
     """x + ChannelNorm(conv(ReLU(ChannelNorm(conv(x)))))."""
 
-    def __init__(self, channels: int, eps: float) -> None:
+    def __init__(self, channels: int, eps: float, padding: str = "reflect") -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect"),
+            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding),
             ChannelNorm(channels, eps),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect"),
+            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding),
             ChannelNorm(channels, eps),
         )
 
@@ -45,16 +46,16 @@ class Generator(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        width, eps = config.generator_channels, config.channel_norm_eps
+        width, eps, pad = config.generator_channels, config.channel_norm_eps, config.generator_padding
         self.head = nn.Sequential(
             ChannelNorm(config.latent_channels, eps),
-            nn.Conv2d(config.latent_channels, width, 3, padding=1, padding_mode="reflect"),
+            nn.Conv2d(config.latent_channels, width, 3, padding=1, padding_mode=pad),
             ChannelNorm(width, eps),
         )
-        self.residual = nn.Sequential(*[ResidualBlock(width, eps) for _ in range(config.residual_blocks)])
+        self.residual = nn.Sequential(*[ResidualBlock(width, eps, pad) for _ in range(config.residual_blocks)])
         up = (width, *config.generator_up_channels)
         self.upsample = nn.Sequential(*[_up_norm_relu(cin, cout, eps) for cin, cout in zip(up[:-1], up[1:])])
-        self.tail = nn.Conv2d(up[-1], 3, 7, padding=3, padding_mode="reflect")
+        self.tail = nn.Conv2d(up[-1], 3, 7, padding=3, padding_mode=pad)
         glorot_uniform_(self)  # official (Keras) initialisation
 
     def forward(self, y_hat: torch.Tensor) -> torch.Tensor:

@@ -5,11 +5,17 @@ The side information z is coded with a factorized entropy bottleneck (Balle et a
 Hyper-synthesis h_s: two branches (means, scales), each conv5x5 up2, ReLU, conv5x5 up2, ReLU,
 conv3x3 to the latent channels. y is coded with a Gaussian conditional whose scales are drawn from
 the table exp(linspace(log 0.11, log 256, 64)). Entropy models and the rANS coder are CompressAI's.
+
+ModelConfig options give the PyTorch port's variant (src/hyperprior.py, src/network/hyper.py,
+src/compression/hyperprior_model.py): reflect padding in h_a's strided convs, a factorized prior with
+filters (3, 3, 3) and a tanh factor on its last layer (CompressAI's filters (3, 3, 3, 1) whose extra 1 -> 1
+layer the converter makes the identity), z rounded without the median offset, and a logistic likelihood.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import scipy.stats
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import nn
@@ -29,6 +35,38 @@ def _synthesis_branch(filters: int, latent: int) -> nn.Sequential:
     )
 
 
+class ZeroOffsetBottleneck(EntropyBottleneck):
+    """CompressAI's factorized entropy bottleneck coding round(z) instead of round(z - median) + median (the
+    port's HyperpriorDensity.quantization_offset is 0); its tables are centred on 0 accordingly."""
+
+    def _get_medians(self) -> torch.Tensor:
+        return torch.zeros_like(self.quantiles[:, :, 1:2])
+
+    def update(self, force: bool = False, update_quantiles: bool = False) -> bool:
+        """CompressAI's tables, built around the median quantile, which is pinned at 0 first."""
+        if update_quantiles:
+            self._update_quantiles()
+        with torch.no_grad():
+            self.quantiles[:, 0, 1] = 0.0
+        return super().update(force=force)
+
+
+class LogisticConditional(GaussianConditional):
+    """CompressAI's Gaussian conditional with a logistic density of scale sigma: CDF sigmoid(v / sigma) (the
+    port's likelihood_type "logistic", src/helpers/maths.py)."""
+
+    def _standardized_cumulative(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(inputs)
+
+    @staticmethod
+    def _standardized_quantile(quantile: float) -> float:
+        return scipy.stats.logistic.ppf(quantile)
+
+
+CONDITIONALS = {"gaussian": GaussianConditional, "logistic": LogisticConditional}
+BOTTLENECKS = {"median": EntropyBottleneck, "zero": ZeroOffsetBottleneck}
+
+
 class Likelihoods(NamedTuple):
     """Per-element likelihoods of y and z (training: under additive uniform noise; eval: of the rounded values)."""
 
@@ -41,16 +79,16 @@ class MeanScaleHyperprior(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        n, c = config.hyperprior_filters, config.latent_channels
+        n, c, pad = config.hyperprior_filters, config.latent_channels, config.hyper_analysis_padding
         self.h_a = nn.Sequential(
             nn.Conv2d(c, n, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(n, n, 5, stride=2, padding=2), nn.ReLU(inplace=True),
-            nn.Conv2d(n, n, 5, stride=2, padding=2),
+            nn.Conv2d(n, n, 5, stride=2, padding=2, padding_mode=pad), nn.ReLU(inplace=True),
+            nn.Conv2d(n, n, 5, stride=2, padding=2, padding_mode=pad),
         )
         self.h_s_means = _synthesis_branch(n, c)
         self.h_s_scales = _synthesis_branch(n, c)
-        self.entropy_bottleneck = EntropyBottleneck(n)
-        self.gaussian_conditional = GaussianConditional(scale_table())
+        self.entropy_bottleneck = BOTTLENECKS[config.hyperlatent_offset](n, filters=config.hyperlatent_filters)
+        self.gaussian_conditional = CONDITIONALS[config.latent_likelihood](scale_table())
 
     def params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(means, scales) of y predicted from the (quantised or noisy) hyper-latent."""

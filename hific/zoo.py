@@ -1,4 +1,5 @@
-"""The model zoo: checkpoints on disk, the shipped models by name, and CompressAI's published M&S weights.
+"""The model zoo: checkpoints on disk, the shipped models by name, CompressAI's published M&S weights and the
+published HiFiC-architecture weights of :mod:`hific.published` (MS-ILLM, No-GAN, the PyTorch port's HiFiC).
 
 A checkpoint is a ``torch.save`` dict (loadable with ``weights_only=True``)::
 
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from hific import published
+from hific.bitstream import MAX_NAME_BYTES
 from hific.config import ModelConfig
 from hific.errors import HificError, ModelNotFoundError
 from hific.image_io import atomic_write_bytes
@@ -105,18 +109,31 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     unexpected = [k for k in state if k not in known]
     state = {k: v.float() for k, v in state.items() if k in params}
     # nn.Module's method: CompressAI's override insists on the derived tables that checkpoints leave out.
-    nn.Module.load_state_dict(model, state, strict=False)
+    try:
+        nn.Module.load_state_dict(model, state, strict=False)
+    except RuntimeError as e:  # a tensor of another shape
+        raise ModelNotFoundError(f"checkpoint does not fit the model: {str(e).splitlines()[-1].strip()}") from None
     missing = [k for k in params if k not in state]
     if missing or unexpected:
         raise ModelNotFoundError(f"checkpoint does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return model.eval()
 
 
+def _published_model(blob: dict, where: str) -> tuple[nn.Module, dict]:
+    """The model of a published file's contents (converted by :mod:`hific.published`) and its metadata; a
+    non-commercial licence is announced on first use."""
+    config, state, family = published.convert(blob, where)
+    published.announce(family)
+    return load_weights(HiFiC(config), state), family.metadata()
+
+
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, str, dict]:
-    """(model in eval mode, its name, its metadata) from a checkpoint file."""
+    """(model in eval mode, its name, its metadata) from a checkpoint file: ours, or a published file in its
+    publisher's format (named after the file)."""
     blob = read_blob(path, ModelNotFoundError, "checkpoint")
     if blob.get("format") != FORMAT:
-        raise ModelNotFoundError(f"{path}: not a hific checkpoint")
+        model, metadata = _published_model(blob, str(path))
+        return model, Path(path).stem.encode()[:MAX_NAME_BYTES].decode(errors="ignore"), metadata
     model = load_weights(build_model(blob["kind"], blob["config"]), blob["state_dict"])
     return model, blob["name"], blob.get("metadata", {})
 
@@ -138,29 +155,65 @@ def _compressai_ms(quality: int) -> nn.Module:
             f"({torch.hub.get_dir()}/checkpoints) and cannot be downloaded ({type(e).__name__})") from None
 
 
-def _compressai_cached(quality: int) -> bool:
+def _compressai_url(quality: int) -> str:
     from compressai.zoo.image import model_urls
 
-    url = model_urls["mbt2018-mean"]["mse"][quality]
-    return (Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]).exists()
+    return model_urls["mbt2018-mean"]["mse"][quality]
+
+
+def _compressai_cache_path(quality: int) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / _compressai_url(quality).rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One model a name loads: where its file is (here, or the URL it is fetched from) and whether it is here."""
+
+    name: str
+    status: str    # "shipped", "cached" or "not cached"
+    source: str
+    licence: str
+    location: str
+
+    @property
+    def available(self) -> bool:
+        return self.status != "not cached"
+
+
+def catalogue() -> list[ZooEntry]:
+    """Every named model: shipped, published (:mod:`hific.published`) and CompressAI's M&S, cached or not."""
+    entries = [ZooEntry(name, "shipped", "this toolkit", "-", str(path)) for name, path in shipped().items()]
+    for entry in published.REGISTRY.values():
+        cached = entry.cached()
+        entries.append(ZooEntry(entry.name, "cached" if cached else "not cached", entry.description(),
+                                entry.family.licence, str(entry.cache_path()) if cached else entry.url))
+    for q in COMPRESSAI_MS_QUALITIES:
+        cached = _compressai_cache_path(q).exists()
+        entries.append(ZooEntry(f"ms-q{q}", "cached" if cached else "not cached",
+                                "CompressAI model zoo, mbt2018-mean (MSE)", "-",
+                                str(_compressai_cache_path(q)) if cached else _compressai_url(q)))
+    return entries
 
 
 def available() -> list[str]:
     """Names that :func:`resolve` can load on this machine without a download."""
-    names = list(shipped())
-    names += [f"ms-q{q}" for q in COMPRESSAI_MS_QUALITIES if _compressai_cached(q)]
-    return names
+    return [entry.name for entry in catalogue() if entry.available]
 
 
 def resolve(name_or_path: str | Path) -> tuple[nn.Module, str, dict]:
-    """(model, name, metadata) for a shipped name, ``ms-qN``, or a checkpoint path."""
+    """(model, name, metadata) for a shipped name, ``ms-qN``, a published name, or a checkpoint path."""
     key = str(name_or_path)
     if key in shipped():
         return load_checkpoint(shipped()[key])
     if key.startswith("ms-q") and key[4:].isdigit() and int(key[4:]) in COMPRESSAI_MS_QUALITIES:
         return _compressai_ms(int(key[4:])), key, {"source": "CompressAI model zoo, mbt2018-mean (MSE)"}
+    if key in published.REGISTRY:
+        entry = published.REGISTRY[key]
+        model, metadata = _published_model(published.fetch(entry), str(entry.cache_path()))
+        return model, key, {**metadata, "url": entry.url, "target_bpp": entry.target_bpp}
     path = Path(key)
-    if path.suffix == ".pt" or path.exists():
+    if path.suffix in (".pt", ".ckpt") or path.exists():
         return load_checkpoint(path)
     known = ", ".join(available()) or "none shipped yet"
-    raise ModelNotFoundError(f"unknown model {key!r}: not a checkpoint file nor a known name ({known}; ms-q1..ms-q8)")
+    raise ModelNotFoundError(f"unknown model {key!r}: not a checkpoint file nor a known name ({known}; "
+                             "ms-q1..ms-q8 and the published models of 'hific models --all')")

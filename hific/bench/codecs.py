@@ -2,7 +2,8 @@
 
 Classical codecs (JPEG, WebP, AVIF through Pillow; BPG through ``bpgenc``/``bpgdec`` or, when those are
 missing, HEVC intra coding by x265 through libheif as the labelled stand-in ``bpg-x265``) and the learned
-codecs of this package (``hific``, ``nogan``, ``ms``) via :func:`hific.load`.
+codecs of this package (``hific``, ``nogan``, ``ms``) and the published ones of :mod:`hific.published`
+(``msillm``, ``noganms``, ``port``) via :func:`hific.load`.
 """
 from __future__ import annotations
 
@@ -201,7 +202,8 @@ class BpgX265Codec(QualityCodec):
 
 
 class LearnedCodec(Codec):
-    """HiFiC, its "no GAN" ablation or M&S through :func:`hific.load`; a setting names a model or a checkpoint.
+    """HiFiC, its "no GAN" ablation, M&S or a published model through :func:`hific.load`; a setting names a model
+    or a checkpoint.
 
     The output label is the loaded model's name made filesystem-safe; the cache key's version is its fingerprint.
     """
@@ -257,8 +259,11 @@ FACTORIES = {
     "hific": lambda: LearnedCodec("hific"),
     "nogan": lambda: LearnedCodec("nogan"),
     "ms": lambda: LearnedCodec("ms"),
+    "msillm": lambda: LearnedCodec("msillm"),
+    "noganms": lambda: LearnedCodec("noganms"),
+    "port": lambda: LearnedCodec("port"),
 }
-CODEC_NAMES = ("hific", "nogan", "ms", "bpg", "bpg-x265", "jpeg", "webp", "avif")
+CODEC_NAMES = ("hific", "nogan", "ms", "msillm", "noganms", "port", "bpg", "bpg-x265", "jpeg", "webp", "avif")
 
 
 def get(name: str, warn=print) -> Codec:
