@@ -15,7 +15,8 @@ from plotly.subplots import make_subplots
 
 from analysis.data import LABELS, METRICS, method_names
 from analysis.factors import factor_text
-from analysis.study import normalized_human, normalized_metric
+from analysis.study import normalized_metric
+from study_app.score import SCALES
 
 PALETTE = px.colors.qualitative.Plotly
 PUBLISHED_STYLE = dict(color="black", symbol="star", size=12)
@@ -169,12 +170,14 @@ def distortion_perception_figure(summary: pd.DataFrame, codecs: list[str], x: st
 
 
 def study_figure(scores: pd.DataFrame, labels: dict[str, str] | None = None,
-                 metrics: pd.DataFrame | None = None, title: str = "") -> tuple[go.Figure, list[str]]:
-    """The paper's Fig. 3: normalised human scores (best 0, worst 1) with 95 % bootstrap error
-    bars, next to the methods' metrics normalised the same way.  ``labels`` maps a method to
-    its axis label; ``metrics`` is indexed by method with metric columns (FID, KID, LPIPS)."""
+                 metrics: pd.DataFrame | None = None, title: str = "",
+                 scale: str = "bt") -> tuple[go.Figure, list[str]]:
+    """The paper's Fig. 3: normalised human scores on ``scale`` (best 0, worst 1) with their
+    95 % bootstrap error bars (Elo: its spread), next to the methods' metrics normalised the
+    same way.  ``labels`` maps a method to its axis label; ``metrics`` is indexed by method
+    with metric columns (FID, KID, LPIPS)."""
     notes: list[str] = []
-    human = normalized_human(scores).sort_values("normalized")
+    human = SCALES[scale].inverted(scores).sort_values("normalized")
     names = [labels.get(m, m) if labels else m for m in human["method"]]
     fig = go.Figure(go.Bar(
         x=names, y=human["normalized"], name="human (inverted)", marker_color="lightslategray",

@@ -1,4 +1,4 @@
-"""``python -m analysis.report RESULTS_DIR [--study DB_OR_EXPORT] --out report.html``
+"""``python -m analysis.report RESULTS_DIR [--study DB_OR_EXPORT] [--scale bt|jod|elo] --out report.html``
 
 Executes the analysis notebooks headless (nbclient) with their inputs injected after each
 notebook's ``parameters`` cell (papermill's convention: a cell tagged ``injected-parameters``),
@@ -25,6 +25,7 @@ from tqdm import tqdm
 from traitlets.config import Config
 
 from analysis.export import write_atomic
+from study_app.score import SCALES
 
 ANALYSIS_DIR = Path(__file__).resolve().parent
 REPO = ANALYSIS_DIR.parent
@@ -139,6 +140,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--static-dir", type=Path, help="also write every figure as PNG and SVG here")
     parser.add_argument("--orderings", type=int, default=100, help="random Elo orderings (default 100)")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200)")
+    parser.add_argument("--scale", default="bt",
+                        help=f"human score scale: {', '.join(SCALES)} (default bt; jod: Thurstone Case V JOD)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default 600)")
     return parser.parse_args(argv)
 
@@ -156,6 +159,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ReportError(f"{args.out}: is a directory, expected an HTML file name")
     if min(args.orderings, args.bootstrap, args.timeout) < 1:
         raise ReportError("--orderings, --bootstrap and --timeout must be at least 1")
+    if args.scale not in SCALES:
+        raise ReportError(f"unknown --scale {args.scale!r}: use one of {', '.join(SCALES)}")
 
 
 def absolute(path: Path | None) -> str | None:
@@ -174,7 +179,7 @@ def to_params(args: argparse.Namespace) -> dict[str, object]:
             "dataset": args.dataset, "published_judgements": absolute(args.published_judgements),
             "reference": args.reference, "baselines": names(args.baselines), "codecs": names(args.variants),
             "static_dir": absolute(args.static_dir), "n_orderings": args.orderings,
-            "n_bootstrap": args.bootstrap}
+            "n_bootstrap": args.bootstrap, "scale": args.scale}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Human scores for the analysis: judgements from a study database, the study app's CSV export
-or HiFiC's published ``userstudy.json``, scored by :mod:`study_app.score`, and the paper's Fig. 3
-normalisation (best method 0, worst 1) of human scores and metrics.
+or HiFiC's published ``userstudy.json``, scored by :mod:`study_app.score` on one of its scales
+(``bt`` Bradley-Terry by default, ``elo`` or ``jod``), and the paper's Fig. 3 normalisation
+(best method 0, worst 1) of metrics.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.data import LOWER_IS_BETTER, study_methods
-from study_app.score import JudgementFileError, load_judgements, normalize_inverted, score_methods
+from study_app.score import (DEFAULT_SCALES, SCALES, JudgementFileError, load_judgements, normalize_inverted,
+                             score_methods)
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_JUDGEMENTS = REPO.parent / "shared" / "data" / "hific_userstudy" / "userstudy.json"
@@ -38,10 +40,11 @@ def load_study(path: str | Path) -> pd.DataFrame:
     return load_judgements(path)
 
 
-def human_scores(path: str | Path | None, n_orderings: int, n_bootstrap: int,
-                 seed: int = 0) -> tuple[pd.DataFrame | None, list[str]]:
+def human_scores(path: str | Path | None, n_orderings: int, n_bootstrap: int, seed: int = 0,
+                 scale: str = "bt") -> tuple[pd.DataFrame | None, list[str]]:
     """Per-method scores (see :func:`study_app.score.score_methods`) of the judgements at
-    ``path``, or ``None`` and a note saying why there are none."""
+    ``path``, on Elo, Bradley-Terry and ``scale``, or ``None`` and a note saying why there
+    are none."""
     if path is None:
         return None, ["no study was given: no human scores"]
     try:
@@ -50,25 +53,11 @@ def human_scores(path: str | Path | None, n_orderings: int, n_bootstrap: int,
         return None, [f"study not usable: {exc}"]
     if df.empty:
         return None, [f"{path}: the study holds no judgements yet"]
+    scales = tuple(dict.fromkeys((*DEFAULT_SCALES, scale)))
     try:
-        return score_methods(df, n_orderings=n_orderings, n_bootstrap=n_bootstrap, seed=seed), []
+        return score_methods(df, n_orderings=n_orderings, n_bootstrap=n_bootstrap, seed=seed, scales=scales), []
     except ValueError as exc:
         return None, [f"{path}: {exc}"]
-
-
-def normalized_human(scores: pd.DataFrame) -> pd.DataFrame:
-    """Fig. 3's inverted human score per method (best 0, worst 1) from the Bradley-Terry
-    strengths, with the 95 % bootstrap interval mapped through the same normalisation
-    (``err_plus``/``err_minus`` for error bars; an interval that misses the point estimate,
-    possible with few resamples, gives a zero-length bar on that side)."""
-    bt = scores["bt"].to_numpy(float)
-    span = bt.max() - bt.min()
-    scale = 1.0 / span if span > 0 else 0.0
-    return pd.DataFrame({
-        "method": scores["method"], "normalized": normalize_inverted(bt),
-        "err_plus": np.clip((bt - scores["bt_lo"].to_numpy(float)) * scale, 0.0, None),
-        "err_minus": np.clip((scores["bt_hi"].to_numpy(float) - bt) * scale, 0.0, None),
-    })
 
 
 def normalized_metric(values: pd.Series, metric: str) -> pd.Series:
@@ -82,20 +71,21 @@ def normalized_metric(values: pd.Series, metric: str) -> pd.Series:
     return out
 
 
-def published_points(scores: pd.DataFrame) -> pd.DataFrame:
+def published_points(scores: pd.DataFrame, scale: str = "bt") -> pd.DataFrame:
     """The published study's scores joined with the paper's labels and bitrates: columns
-    ``method, codec, setting`` (the paper's label), ``bpp, human`` (Bradley-Terry strength)."""
+    ``method, codec, setting`` (the paper's label), ``bpp, human`` (the score on ``scale``)."""
     joined = study_methods().merge(scores, on="method", how="inner")
     return pd.DataFrame({"method": joined["method"], "codec": joined["codec"], "setting": joined["label"],
-                         "bpp": joined["bpp"], "human": joined["bt"]})
+                         "bpp": joined["bpp"], "human": joined[SCALES[scale].point]})
 
 
-def own_points(scores: pd.DataFrame, summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def own_points(scores: pd.DataFrame, summary: pd.DataFrame, scale: str = "bt") -> tuple[pd.DataFrame, list[str]]:
     """Scores of a study whose methods are ``codec:setting`` of the benchmark, joined with the
-    benchmark's bitrates: columns ``method, codec, setting, bpp, human``."""
+    benchmark's bitrates: columns ``method, codec, setting, bpp, human`` (the score on
+    ``scale``)."""
     parts = scores["method"].astype(str).str.partition(":")
     points = pd.DataFrame({"method": scores["method"], "codec": parts[0], "setting": parts[2],
-                           "human": scores["bt"]})
+                           "human": scores[SCALES[scale].point]})
     points = points.merge(summary[["codec", "setting", "bpp"]], on=["codec", "setting"], how="left")
     unmatched = points.loc[points["bpp"].isna(), "method"].tolist()
     notes = [f"study methods without a benchmark bitrate: {', '.join(unmatched)}"] if unmatched else []

@@ -1,5 +1,5 @@
-"""The researcher's page, behind a password: set up studies, follow progress, exclude
-raters, score (Fig. 3), export and import judgements."""
+"""The researcher's page, behind a password: set up studies, follow progress, screen and
+exclude raters, score (Elo, Bradley-Terry, JOD; Fig. 3), export and import judgements."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from study_app import charts, crops, design, study
-from study_app.score import JudgementFileError, parse_hific_json, score_methods
+from study_app.score import (DEFAULT_SCALES, OUTLIER_FENCE, SCALES, JudgementFileError, ScaleError,
+                             parse_hific_json, score_methods)
 
 PASSWORD_ENV = "HIFIC_STUDY_ADMIN_PASSWORD"
 PASSWORD_SECRET = "study_admin_password"
@@ -99,9 +100,15 @@ def _import(root: Path) -> None:
 
 
 def _progress(h: study.StudyHandle, root_url: str) -> None:
-    """Raters (progress, attention-check accuracy, median time), new links and exclusions."""
+    """Raters (progress, attention-check accuracy, screening, median time), new links and
+    exclusions."""
     raters = study.rater_summary(h)
     st.dataframe(raters.drop(columns=["rater_id"]), hide_index=True)
+    flagged = raters.loc[raters["flagged"], "rater"].tolist()
+    if flagged:
+        st.warning(f"Screening flags {', '.join(flagged)}: their answers lie far from the other raters' "
+                   f"consensus (outlier score above {OUTLIER_FENCE}). Check their attention checks; exclude "
+                   "them below if you judge them careless.")
     if len(raters):
         answered = study.judgements(h)
         st.metric("Median seconds per trial", f"{answered['duration_s'].median():.1f}"
@@ -121,25 +128,39 @@ def _progress(h: study.StudyHandle, root_url: str) -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring…")
-def _cached_scores(df, n_orderings: int, n_bootstrap: int, by_image: bool):
+def _cached_scores(df, n_orderings: int, n_bootstrap: int, by_image: bool, scales: tuple[str, ...],
+                   prior_sd: float | None):
     """:func:`score_methods`, remembered per set of judgements and settings."""
-    return score_methods(df, n_orderings=n_orderings, n_bootstrap=n_bootstrap, by_image=by_image)
+    return score_methods(df, n_orderings=n_orderings, n_bootstrap=n_bootstrap, by_image=by_image, scales=scales,
+                         prior_sd=prior_sd)
 
 
 def _scores(h: study.StudyHandle) -> None:
-    """Elo, Bradley-Terry and normalised scores with the Fig. 3 chart."""
+    """Scores on the chosen scales (Elo, Bradley-Terry, JOD with intervals) and the Fig. 3
+    chart of the first."""
     df = study.scored_judgements(h)
     if df.empty or len(set(df["winner"]) | set(df["loser"])) < 2:
         st.info("No judgements to score yet.")
         return
+    scales = st.multiselect("Scales (the first orders the table and is charted)", list(SCALES),
+                            default=list(DEFAULT_SCALES), format_func=lambda s: SCALES[s].label, key="scales")
+    prior = st.number_input("JOD prior: standard deviation in JOD (0: none; for sparse or disconnected designs)",
+                            0.0, 100.0, 0.0, key="jod_prior")
     by_image = st.checkbox("Per image", key="by_image")
     n_orderings = st.slider("Elo orderings", 10, 1000, 100, key="orderings")
     n_boot = st.slider("Bootstrap resamples", 10, 1000, 200, key="bootstrap")
-    scores = _cached_scores(df[["rater", "image", "winner", "loser", "random_choice"]], n_orderings, n_boot,
-                            by_image)
+    if not scales:
+        st.info("Choose at least one scale.")
+        return
+    try:
+        scores = _cached_scores(df[["rater", "image", "winner", "loser", "random_choice"]], n_orderings, n_boot,
+                                by_image, tuple(scales), prior or None)
+    except ScaleError as exc:
+        st.error(f"{exc}.")
+        return
     st.dataframe(scores, hide_index=True)
     if not by_image:
-        st.plotly_chart(charts.score_figure(scores, study.benchmark_metrics(h)))
+        st.plotly_chart(charts.score_figure(scores, study.benchmark_metrics(h), scales[0]))
 
 
 def _export(h: study.StudyHandle) -> None:

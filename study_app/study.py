@@ -30,6 +30,7 @@ from tqdm import tqdm
 from study_app import crops, db, design
 from study_app.crops import DEGRADED, ORIGINAL
 from study_app.files import write_atomic
+from study_app.score import screen_raters
 
 DB_URL_ENV = "HIFIC_STUDY_DB_URL"
 ROOT_ENV = "HIFIC_STUDY_ROOT"
@@ -55,7 +56,7 @@ def _check_lengths(names: list[str], where: str) -> None:
 class StudyConfig:
     """How a study is built and run.  ``crop_size`` 768 is the paper's; ``n_positions`` crop
     positions per image (the first centred, the rest random) vary across trials;
-    ``mode`` is ``balanced`` or ``adaptive``; one attention check follows every
+    ``mode`` is ``balanced``, ``adaptive`` or ``information`` (:mod:`study_app.design`); one attention check follows every
     ``attention_every`` comparisons (0: none); ``open_registration`` lets raters without a
     link enter an ID."""
 
@@ -281,13 +282,17 @@ def _new_trial(s: Session, h: StudyHandle, rater: db.Rater, seq: int) -> db.Tria
     if design.is_attention_slot(seq, cfg.attention_every):
         pair, image, attention = (ORIGINAL, DEGRADED), _RNG.choice(cfg.images), True
     else:
-        trials = s.execute(select(db.Trial.rater_id, db.Trial.image, db.Trial.method_a, db.Trial.method_b)
+        trials = s.execute(select(db.Trial.rater_id, db.Trial.image, db.Trial.method_a, db.Trial.method_b,
+                                  db.Judgement.id.is_not(None))
+                           .outerjoin(db.Judgement, db.Judgement.trial_id == db.Trial.id)
                            .where(db.Trial.study_id == h.study_id, db.Trial.attention.is_(False))).all()
-        assigned = Counter((design.pair_key(a, b), img) for _, img, a, b in trials)
-        mine = Counter((design.pair_key(a, b), img) for r, img, a, b in trials if r == rater.id)
-        judged = _judged_frame(s, h.study_id) if cfg.mode == "adaptive" else pd.DataFrame(
+        assigned = Counter((design.pair_key(a, b), img) for _, img, a, b, _ in trials)
+        mine = Counter((design.pair_key(a, b), img) for r, img, a, b, _ in trials if r == rater.id)
+        pending = Counter(design.pair_key(a, b) for _, _, a, b, answered in trials if not answered)
+        judged = _judged_frame(s, h.study_id) if cfg.mode in design.ANSWER_MODES else pd.DataFrame(
             columns=["winner", "loser", "random_choice"])
-        pair, image = design.choose_comparison(cfg.methods, cfg.images, assigned, mine, cfg.mode, judged, _RNG)
+        pair, image = design.choose_comparison(cfg.methods, cfg.images, assigned, mine, cfg.mode, judged, _RNG,
+                                               pending)
         attention = False
     a, b = _RNG.sample(list(pair), 2)
     trial = db.Trial(study_id=h.study_id, rater_id=rater.id, seq=seq, image=image,
@@ -408,24 +413,33 @@ def scored_judgements(h: StudyHandle) -> pd.DataFrame:
 
 
 RATER_COLUMNS = ["rater_id", "rater", "answered", "total", "attention_checks", "attention_accuracy",
-                 "median_s", "excluded", "created_at"]
+                 "agreement", "outlier_score", "flagged", "median_s", "excluded", "created_at"]
 
 
 def rater_summary(h: StudyHandle) -> pd.DataFrame:
-    """Per rater: answered/total trials, attention-check accuracy, median seconds per trial,
-    whether excluded."""
+    """Per rater: answered/total trials, attention-check accuracy, the screening of
+    :func:`study_app.score.screen_raters` against the consensus of the other raters
+    (``agreement``, ``outlier_score``, ``flagged``; over every rater's comparisons, the
+    excluded ones' too, so that excluding a rater leaves the flags as they were), median
+    seconds per trial, whether excluded.  Flagged raters are only shown: excluding them is
+    the researcher's decision."""
     with h.sessions() as s:
         raters = s.execute(select(db.Rater.id, db.Rater.label, db.Rater.excluded, db.Rater.created_at)
                            .where(db.Rater.study_id == h.study_id).order_by(db.Rater.id)).all()
     df = judgements(h)
+    screening = screen_raters(df[~df["attention"].astype(bool)]).set_index("rater")
     rows = []
     for rid, label, excluded, created in raters:
         mine = df[df["rater"] == label]
         checks = mine[mine["attention"].astype(bool)]
+        screen = screening.loc[label] if label in screening.index else None
         rows.append({"rater_id": rid, "rater": label, "answered": len(mine),
                      "total": h.config.total_trials if h.config.methods else len(mine),
                      "attention_checks": len(checks),
                      "attention_accuracy": checks["correct"].astype(float).mean() if len(checks) else np.nan,
+                     "agreement": screen["agreement"] if screen is not None else np.nan,
+                     "outlier_score": screen["outlier_score"] if screen is not None else np.nan,
+                     "flagged": bool(screen["flagged"]) if screen is not None else False,
                      "median_s": mine["duration_s"].median() if len(mine) else np.nan,
                      "excluded": bool(excluded), "created_at": created})
     return pd.DataFrame(rows, columns=RATER_COLUMNS)

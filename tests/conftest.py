@@ -1,6 +1,8 @@
 """Shared fixtures: the evaluation data in ../shared/data and a random-initialised small checkpoint."""
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,26 @@ def study_bench_dir(kodak: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     summary.to_csv(out / "summary.csv", index=False)
     pd.DataFrame(images).to_csv(out / "images.csv", index=False)
     return out
+
+
+@pytest.fixture()
+def admin_page() -> Iterator[Callable[[], object]]:
+    """A function that opens the study app's admin page in Streamlit's AppTest and logs in
+    (password ``pw`` in its secrets).  AppTest leaves the app script as
+    ``sys.modules["__main__"]``; pytest's is put back afterwards, so that later tests using
+    multiprocessing's spawn start method do not re-run the app."""
+    from streamlit.testing.v1 import AppTest
+
+    main = sys.modules["__main__"]
+
+    def logged_in() -> AppTest:
+        at = AppTest.from_file(str(REPO / "study_app" / "app.py"), default_timeout=120)
+        at.query_params["page"] = "admin"
+        at.secrets["study_admin_password"] = "pw"
+        at.run()
+        at.text_input[0].input("pw")
+        at.button[0].click().run()
+        return at
+
+    yield logged_in
+    sys.modules["__main__"] = main

@@ -275,6 +275,7 @@ def test_static_export_falls_back_to_html_without_browser(tmp_path: Path, monkey
     (["{tmp}", "--study", "{tmp}/nope.db", "--out", "{tmp}/r.html"], "error: {tmp}/nope.db: no such file or directory"),
     (["{tmp}", "--out", "{tmp}/r.html", "--bootstrap", "0"],
      "error: --orderings, --bootstrap and --timeout must be at least 1"),
+    (["{tmp}", "--out", "{tmp}/r.html", "--scale", "mos"], "error: unknown --scale 'mos': use one of elo, bt, jod"),
 ])
 def test_report_refuses_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     args = [a.format(tmp=tmp_path) for a in args]

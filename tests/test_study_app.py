@@ -147,13 +147,9 @@ def test_admin_logs_in_excludes_and_exports(demo: study.StudyHandle, tmp_path: P
     assert len(at.get("download_button")) == 2
 
 
-def test_admin_imports_hific_json_and_refuses_malformed(demo: study.StudyHandle, shared_data: Path) -> None:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["page"] = "admin"
-    at.secrets["study_admin_password"] = "pw"
-    at.run()
-    at.text_input[0].input("pw")
-    at.button[0].click().run()
+def test_admin_imports_hific_json_and_refuses_malformed(demo: study.StudyHandle, shared_data: Path,
+                                                         admin_page) -> None:
+    at = admin_page()
     at.text_input(key="import_name").input("broken").run()
     at.get("file_uploader")[0].set_value(("x.json", b'{"r": {"c": {"image": 3}}}', "application/json")).run()
     at.button(key="import_go").click().run()
