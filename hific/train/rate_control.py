@@ -26,10 +26,9 @@ def rate_weight(cfg: TrainConfig, step: int, bpp_estimate: float) -> float:
 
 
 def rate_weight_tensor(cfg: TrainConfig, step: int, bpp_estimate: torch.Tensor) -> torch.Tensor:
-    """:func:`rate_weight` on the device, without a host sync: lambda_a where the estimate is above r_t."""
-    factor = cfg.warmup_rate_factor if in_warmup(cfg, step) else 1.0
-    above = bpp_estimate > rate_target(cfg, step)
-    return torch.where(above, cfg.lambda_a * factor, cfg.lambda_b * factor).to(bpp_estimate.dtype)
+    """:func:`rate_weight` on the device, without a host sync: its value above r_t where the estimate is."""
+    above, below = rate_weight(cfg, step, math.inf), rate_weight(cfg, step, -math.inf)
+    return torch.where(bpp_estimate > rate_target(cfg, step), above, below).to(bpp_estimate.dtype)
 
 
 def schedule_factor(cfg: TrainConfig, step: int) -> float:
