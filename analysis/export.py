@@ -11,28 +11,16 @@ import atexit
 import functools
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import kaleido
 import plotly.graph_objects as go
 
+from hific.image_io import atomic_write_bytes
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 FORMATS = ("png", "svg")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` (readable by all, as a report is
-    shared), then rename it over ``path``: an interrupted run leaves no half-written file."""
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-    try:
-        os.chmod(tmp.name, 0o644)
-        os.replace(tmp.name, path)
-    except OSError:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise
 
 
 def find_browser() -> str | None:
@@ -61,7 +49,7 @@ def export_static(fig: go.Figure, directory: str | Path, name: str,
     browser = find_browser()
     if browser is None:
         path = directory / f"{name}.html"
-        write_atomic(path, fig.to_html(include_plotlyjs=True).encode())
+        atomic_write_bytes(path, fig.to_html(include_plotlyjs=True).encode())
         return [path], [f"no Chrome/Chromium found (set BROWSER_PATH or install chromium): "
                         f"wrote {path.name} instead of {'/'.join(formats)}"]
     start_browser(browser)
@@ -70,6 +58,6 @@ def export_static(fig: go.Figure, directory: str | Path, name: str,
         path = directory / f"{name}.{fmt}"
         with warnings.catch_warnings():  # plotly passes options the shared browser already has
             warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            write_atomic(path, fig.to_image(format=fmt, width=1100, height=fig.layout.height or 500))
+            atomic_write_bytes(path, fig.to_image(format=fmt, width=1100, height=fig.layout.height or 500))
         written.append(path)
     return written, []

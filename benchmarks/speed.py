@@ -21,7 +21,7 @@ from tqdm import tqdm
 import hific
 from hific.codec import Codec
 from hific.config import MODEL_CONFIGS
-from hific.bench.tables import print_table
+from hific.bench.speed_tables import print_table
 from hific.image_io import read_image
 from hific.model import HiFiC
 

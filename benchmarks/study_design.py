@@ -12,7 +12,7 @@ reaches Spearman's correlation ``--spearman`` with the truth and a mean 95 % int
 judgements); the median judgements needed (and the range) are printed.  Then a real SQLite
 study of 12 methods (tiny crops) holding 3,000 simulated answers times, 20 times, the
 information-gain choice of a new trial: the choice alone
-(:func:`study_app.design.choose_comparison`) and :func:`study_app.study.current_trial`
+(:func:`study_app.design.choose_comparison`) and :func:`study_app.trials.current_trial`
 (database reads, fit, choice, write).  ``--out`` also writes the figures as JSON, atomically.
 """
 from __future__ import annotations
@@ -28,11 +28,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from study_app import design, simulate, study
-from study_app.files import write_atomic
+from hific.image_io import atomic_write_bytes, write_png
+from study_app import design, raters, reports, simulate, studies, transfer, trials
 from study_app.score import JudgementFileError, load_judgements, score_methods
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "data" / "hific_userstudy" / "userstudy.json"
@@ -66,7 +65,7 @@ def modes_needed(truth: dict[str, float], args: argparse.Namespace) -> dict[str,
     return out
 
 
-def timing_study(root: Path, args: argparse.Namespace, span: float) -> tuple[study.StudyHandle, list[str]]:
+def timing_study(root: Path, args: argparse.Namespace, span: float) -> tuple[studies.StudyHandle, list[str]]:
     """A real study (SQLite) of 12 methods spread over ``span`` JOD, with 16x16 crops of
     noise images, holding 3,000 answers of simulated raters (balanced pairs)."""
     rng = np.random.default_rng(args.seed)
@@ -75,14 +74,13 @@ def timing_study(root: Path, args: argparse.Namespace, span: float) -> tuple[stu
     images = [f"img{k:02d}" for k in range(20)]
     for image in images:
         for folder in [bench / "originals", *(bench / "recon" / "sim" / m.split(":")[1] for m in truth)]:
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{image}.png")
-    config = study.StudyConfig(benchmark_dir=str(bench), methods=list(truth), images=images, crop_size=16,
-                               n_positions=1, comparisons_per_rater=10, mode="information", attention_every=0)
-    h = study.create_study(root / "studies", "timing", config)
+            write_png(folder / f"{image}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    config = studies.StudyConfig(benchmark_dir=str(bench), methods=list(truth), images=images, crop_size=16,
+                                 n_positions=1, comparisons_per_rater=10, mode="information", attention_every=0)
+    h = studies.create_study(root / "studies", "timing", config)
     sim = simulate.Simulation(truth, "balanced", comparisons=50, max_judgements=TIMING_JUDGEMENTS, seed=args.seed)
     judged = list(simulate.run_raters(sim))[-1]
-    study.import_judgements(h, judged)
+    transfer.import_judgements(h, judged)
     return h, images
 
 
@@ -90,16 +88,16 @@ def selection_times(args: argparse.Namespace, span: float) -> dict[str, float]:
     """Median and 90th-percentile milliseconds of the information-gain choice on a real study."""
     with tempfile.TemporaryDirectory(prefix="study-design-") as tmp:
         h, images = timing_study(Path(tmp), args, span)
-        judged = study.scored_judgements(h)[["winner", "loser", "random_choice"]]
+        judged = reports.scored_judgements(h)[["winner", "loser", "random_choice"]]
         choose, trial = [], []
         for k in range(TIMING_REPEATS):
             t0 = time.perf_counter()
             design.choose_comparison(h.config.methods, images, Counter(), Counter(), "information", judged,
                                      random.Random(k))
             choose.append(1000 * (time.perf_counter() - t0))
-            rater = study.add_rater(h, f"timer{k}")
+            rater = raters.add_rater(h, f"timer{k}")
             t0 = time.perf_counter()
-            study.current_trial(h, rater)  # stays open: the next choice counts it as pending
+            trials.current_trial(h, rater)  # stays open: the next choice counts it as pending
             trial.append(1000 * (time.perf_counter() - t0))
     return {"judgements": len(judged), "methods": len(h.config.methods),
             "choose_ms_median": statistics.median(choose), "choose_ms_p90": float(np.percentile(choose, 90)),
@@ -138,7 +136,7 @@ def main(argv: list[str]) -> int:
           f"choice {times['choose_ms_median']:.1f} ms (p90 {times['choose_ms_p90']:.1f}), whole current_trial "
           f"{times['current_trial_ms_median']:.1f} ms (p90 {times['current_trial_ms_p90']:.1f})")
     if args.out:
-        write_atomic(args.out, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "needed": needed,
+        atomic_write_bytes(args.out, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "needed": needed,
                                            "timing": times}, indent=1).encode())
     return 0
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from study_app import crops, study
-from study_app.server import serve
+from study_app import crops, raters, studies, trials
+from study_server import serve
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -64,15 +64,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_study(root: Path, args: argparse.Namespace) -> tuple[study.StudyHandle, str]:
+def make_study(root: Path, args: argparse.Namespace) -> tuple[studies.StudyHandle, str]:
     """A one-image study with two methods; returns it and a rater token."""
     methods = args.methods.split(",") if args.methods else crops.benchmark_methods(args.bench_dir)[:2]
     images = crops.benchmark_images(args.bench_dir)[:1]
-    config = study.StudyConfig(benchmark_dir=str(args.bench_dir.resolve()), methods=methods, images=images,
-                               crop_size=args.crop, n_positions=1, comparisons_per_rater=args.answers + 1,
-                               attention_every=0)
-    h = study.create_study(root, "flipbench", config)
-    return h, study.add_rater(h, "bench").token
+    config = studies.StudyConfig(benchmark_dir=str(args.bench_dir.resolve()), methods=methods, images=images,
+                                 crop_size=args.crop, n_positions=1, comparisons_per_rater=args.answers + 1,
+                                 attention_every=0)
+    h = studies.create_study(root, "flipbench", config)
+    return h, raters.add_rater(h, "bench").token
 
 
 def measure(url: str, token: str, args: argparse.Namespace) -> pd.DataFrame:
@@ -104,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             h, token = make_study(Path(tmp), args)
-        except (study.StudyError, crops.BenchmarkDirError) as exc:
+        except (studies.StudyError, crops.BenchmarkDirError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        trial = study.current_trial(h, study.rater_by_token(h, token))
-        width, height = crops.load_rgb(study.trial_item_paths(h, trial)["A"]).size
+        trial = trials.current_trial(h, raters.rater_by_token(h, token))
+        width, height = crops.load_rgb(trials.trial_item_paths(h, trial)["A"]).size
         with serve(Path(tmp)) as url:
             table = measure(url, token, args)
     print(f"crops {width}x{height}, methods {', '.join(h.config.methods)}")

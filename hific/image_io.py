@@ -24,8 +24,10 @@ def umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and an atomic rename."""
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and an atomic rename, so an
+    interrupted run never leaves a half-written file; the folder is created when needed and the file gets
+    the mode ``open()`` would give it (0666 & ~umask).  The project's one atomic writer; returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,6 +41,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def to_rgb8(img: Image.Image) -> np.ndarray:
@@ -90,8 +93,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array as PNG, atomically."""
-
+    """Write an (H, W, 3) uint8 array as PNG, atomically (the project's one PNG writer)."""
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())

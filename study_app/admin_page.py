@@ -10,12 +10,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from study_app import charts, crops, design, study
+from analysis.figures import study_figure
+from study_app import crops, design, raters, reports, studies, transfer
 from study_app.score import (DEFAULT_SCALES, OUTLIER_FENCE, SCALES, JudgementFileError, ScaleError,
                              parse_hific_json, score_methods)
 
 PASSWORD_ENV = "HIFIC_STUDY_ADMIN_PASSWORD"
 PASSWORD_SECRET = "study_admin_password"
+FIG3_SCALE = "bt"  # Fig. 3 on Bradley-Terry, as the report draws it (see analysis.figures.study_figure)
 
 
 def configured_password() -> str | None:
@@ -67,14 +69,14 @@ def _new_study(root: Path) -> None:
         every = st.number_input("One attention check after every N comparisons (0: none)", 0, 1000, 10)
         open_reg = st.checkbox("Raters without a link may enter an ID", value=True)
         if st.form_submit_button("Create study"):
-            config = study.StudyConfig(benchmark_dir=str(Path(bench).resolve()), methods=chosen, images=imgs,
-                                       crop_size=int(crop), n_positions=int(positions),
-                                       comparisons_per_rater=int(per_rater), mode=mode,
-                                       attention_every=int(every), open_registration=open_reg)
+            config = studies.StudyConfig(benchmark_dir=str(Path(bench).resolve()), methods=chosen, images=imgs,
+                                         crop_size=int(crop), n_positions=int(positions),
+                                         comparisons_per_rater=int(per_rater), mode=mode,
+                                         attention_every=int(every), open_registration=open_reg)
             try:
                 with st.spinner("Cutting crops…"):
-                    study.create_study(root, name, config)
-            except (study.StudyError, crops.BenchmarkDirError) as exc:
+                    studies.create_study(root, name, config)
+            except (studies.StudyError, crops.BenchmarkDirError) as exc:
                 st.error(str(exc))
                 return
             st.success(f"Study {name!r} created.")
@@ -88,42 +90,42 @@ def _import(root: Path) -> None:
         return
     try:
         df = parse_hific_json(json.loads(upload.getvalue().decode("utf-8")))
-        h = study.create_import_study(root, name)
-        n = study.import_judgements(h, df)
+        h = studies.create_import_study(root, name)
+        n = transfer.import_judgements(h, df)
     except (json.JSONDecodeError, UnicodeDecodeError):
         st.error("The uploaded file is not valid JSON.")
         return
-    except (JudgementFileError, study.StudyError) as exc:
+    except (JudgementFileError, studies.StudyError) as exc:
         st.error(f"Import refused: {exc}")
         return
     st.success(f"Imported {n} judgements into study {name!r}.")
 
 
-def _progress(h: study.StudyHandle, root_url: str) -> None:
+def _progress(h: studies.StudyHandle, root_url: str) -> None:
     """Raters (progress, attention-check accuracy, screening, median time), new links and
     exclusions."""
-    raters = study.rater_summary(h)
-    st.dataframe(raters.drop(columns=["rater_id"]), hide_index=True)
-    flagged = raters.loc[raters["flagged"], "rater"].tolist()
+    summary = reports.rater_summary(h)
+    st.dataframe(summary.drop(columns=["rater_id"]), hide_index=True)
+    flagged = summary.loc[summary["flagged"], "rater"].tolist()
     if flagged:
         st.warning(f"Screening flags {', '.join(flagged)}: their answers lie far from the other raters' "
                    f"consensus (outlier score above {OUTLIER_FENCE}). Check their attention checks; exclude "
                    "them below if you judge them careless.")
-    if len(raters):
-        answered = study.judgements(h)
+    if len(summary):
+        answered = reports.judgements(h)
         st.metric("Median seconds per trial", f"{answered['duration_s'].median():.1f}"
                   if answered["duration_s"].notna().any() else "–")
-        excluded = st.multiselect("Excluded raters", list(raters["rater"]),
-                                  default=list(raters.loc[raters["excluded"], "rater"]), key=f"excl-{h.name}")
-        for rid, label, was in raters[["rater_id", "rater", "excluded"]].itertuples(index=False):
+        excluded = st.multiselect("Excluded raters", list(summary["rater"]),
+                                  default=list(summary.loc[summary["excluded"], "rater"]), key=f"excl-{h.name}")
+        for rid, label, was in summary[["rater_id", "rater", "excluded"]].itertuples(index=False):
             if (label in excluded) != was:
-                study.set_excluded(h, int(rid), label in excluded)
+                raters.set_excluded(h, int(rid), label in excluded)
     st.subheader("Pairs")
-    st.dataframe(study.pair_summary(h), hide_index=True)
+    st.dataframe(reports.pair_summary(h), hide_index=True)
     if h.config.methods:
         n = st.number_input("New rater links", 1, 500, 1, key="n_links")
         if st.button("Create rater links"):
-            links = [f"{root_url}?study={h.name}&token={study.add_rater(h).token}" for _ in range(int(n))]
+            links = [f"{root_url}?study={h.name}&token={raters.add_rater(h).token}" for _ in range(int(n))]
             st.code("\n".join(links), language=None)
 
 
@@ -135,14 +137,14 @@ def _cached_scores(df, n_orderings: int, n_bootstrap: int, by_image: bool, scale
                          prior_sd=prior_sd)
 
 
-def _scores(h: study.StudyHandle) -> None:
-    """Scores on the chosen scales (Elo, Bradley-Terry, JOD with intervals) and the Fig. 3
-    chart of the first."""
-    df = study.scored_judgements(h)
+def _scores(h: studies.StudyHandle) -> None:
+    """Scores on the chosen scales (Elo, Bradley-Terry, JOD with intervals) and the paper's
+    Fig. 3 on Bradley-Terry (:func:`analysis.figures.study_figure`, the report's)."""
+    df = reports.scored_judgements(h)
     if df.empty or len(set(df["winner"]) | set(df["loser"])) < 2:
         st.info("No judgements to score yet.")
         return
-    scales = st.multiselect("Scales (the first orders the table and is charted)", list(SCALES),
+    scales = st.multiselect("Scales (the first orders the table; Fig. 3 is drawn on Bradley-Terry)", list(SCALES),
                             default=list(DEFAULT_SCALES), format_func=lambda s: SCALES[s].label, key="scales")
     prior = st.number_input("JOD prior: standard deviation in JOD (0: none; for sparse or disconnected designs)",
                             0.0, 100.0, 0.0, key="jod_prior")
@@ -154,24 +156,27 @@ def _scores(h: study.StudyHandle) -> None:
         return
     try:
         scores = _cached_scores(df[["rater", "image", "winner", "loser", "random_choice"]], n_orderings, n_boot,
-                                by_image, tuple(scales), prior or None)
+                                by_image, tuple(dict.fromkeys((*scales, FIG3_SCALE))), prior or None)
     except ScaleError as exc:
         st.error(f"{exc}.")
         return
     st.dataframe(scores, hide_index=True)
     if not by_image:
-        st.plotly_chart(charts.score_figure(scores, study.benchmark_metrics(h), scales[0]))
+        fig, notes = study_figure(scores, metrics=reports.benchmark_metrics(h), scale=FIG3_SCALE)
+        st.plotly_chart(fig)
+        for note in notes:
+            st.caption(note)
 
 
-def _export(h: study.StudyHandle) -> None:
+def _export(h: studies.StudyHandle) -> None:
     """Downloads and a copy saved in the study's ``exports/`` folder."""
-    df = study.judgements(h)
+    df = reports.judgements(h)
     st.write(f"{len(df)} judgements.")
     for fmt, mime in (("csv", "text/csv"), ("json", "application/json")):
-        st.download_button(f"Download {fmt.upper()}", study.export_bytes(df, fmt),
+        st.download_button(f"Download {fmt.upper()}", transfer.export_bytes(df, fmt),
                            file_name=f"{h.name}-judgements.{fmt}", mime=mime, key=f"dl-{fmt}")
     if st.button("Save CSV and JSON in the study folder", key="save_export"):
-        saved = [study.save_export(h, df, fmt) for fmt in ("csv", "json")]
+        saved = [transfer.save_export(h, df, fmt) for fmt in transfer.FORMATS]
         st.success("Saved " + ", ".join(str(p) for p in saved))
 
 
@@ -180,7 +185,7 @@ def render(root: Path) -> None:
     st.title("Rating study — admin")
     _login()
     with st.sidebar:
-        names = study.list_studies(root)
+        names = studies.list_studies(root)
         name = st.selectbox("Study", names, key="admin_study") if names else None
         root_url = st.text_input("Public URL of this app", st.context.url or "http://localhost:8501/",
                                  key="root_url")
@@ -191,7 +196,7 @@ def render(root: Path) -> None:
         with imp:
             _import(root)
         return
-    h = study.open_study(root, name)
+    h = studies.open_study(root, name)
     tabs = st.tabs(["Progress", "Scores", "Export", "New study", "Import HiFiC data"])
     with tabs[0]:
         _progress(h, root_url)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from study_app import admin_page, rater_page
-from study_app.study import default_root
+from study_app.studies import default_root
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from study_app import crops, design, study
-from study_app.files import write_atomic
+from hific.image_io import atomic_write_bytes
+from study_app import crops, design, raters, reports, studies, transfer
 from study_app.score import JudgementFileError, load_judgements
 
 
@@ -30,45 +30,45 @@ def _create(args: argparse.Namespace) -> str:
     bench = Path(args.bench).resolve()
     methods = _csv_list(args.methods) or crops.benchmark_methods(bench)
     images = _csv_list(args.images) or crops.benchmark_images(bench)
-    config = study.StudyConfig(benchmark_dir=str(bench), methods=methods, images=images,
-                               crop_size=args.crop, n_positions=args.positions,
-                               comparisons_per_rater=args.comparisons, mode=args.mode,
-                               attention_every=args.attention_every, open_registration=not args.closed,
-                               seed=args.seed)
-    h = study.create_study(args.root, args.name, config)
+    config = studies.StudyConfig(benchmark_dir=str(bench), methods=methods, images=images,
+                                 crop_size=args.crop, n_positions=args.positions,
+                                 comparisons_per_rater=args.comparisons, mode=args.mode,
+                                 attention_every=args.attention_every, open_registration=not args.closed,
+                                 seed=args.seed)
+    h = studies.create_study(args.root, args.name, config)
     return (f"study {h.name!r}: {len(methods)} methods, {len(images)} images, "
             f"{config.total_trials} trials per rater, in {h.directory}")
 
 
 def _links(args: argparse.Namespace) -> str:
     """New raters and their personal links."""
-    h = study.open_study(args.root, args.name)
+    h = studies.open_study(args.root, args.name)
     if args.n < 1:
-        raise study.StudyError("-n must be at least 1")
-    return "\n".join(f"{args.url}?study={h.name}&token={study.add_rater(h).token}" for _ in range(args.n))
+        raise studies.StudyError("-n must be at least 1")
+    return "\n".join(f"{args.url}?study={h.name}&token={raters.add_rater(h).token}" for _ in range(args.n))
 
 
 def _export(args: argparse.Namespace) -> str:
     """All judgements as CSV or JSON, written atomically."""
-    h = study.open_study(args.root, args.name)
+    h = studies.open_study(args.root, args.name)
     out = Path(args.out)
     fmt = "json" if out.suffix.lower() == ".json" else "csv"
-    df = study.judgements(h)
-    write_atomic(out, study.export_bytes(df, fmt))
+    df = reports.judgements(h)
+    atomic_write_bytes(out, transfer.export_bytes(df, fmt))
     return f"{len(df)} judgements written to {out}"
 
 
 def _import(args: argparse.Namespace) -> str:
     """A new study holding judgements in the HiFiC ``userstudy.json`` schema."""
     df = load_judgements(args.file, fmt="hific-json")
-    h = study.create_import_study(args.root, args.name)
-    return f"imported {study.import_judgements(h, df)} judgements into study {h.name!r}"
+    h = studies.create_import_study(args.root, args.name)
+    return f"imported {transfer.import_judgements(h, df)} judgements into study {h.name!r}"
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser."""
     p = argparse.ArgumentParser(prog="python -m study_app.cli", description="Run a rating study.")
-    p.add_argument("--root", type=Path, default=study.default_root())
+    p.add_argument("--root", type=Path, default=studies.default_root())
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("create", help="build a study from a benchmark output directory")
     c.add_argument("name")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         print(args.run(args))
-    except (study.StudyError, crops.BenchmarkDirError, JudgementFileError) as exc:
+    except (studies.StudyError, crops.BenchmarkDirError, JudgementFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

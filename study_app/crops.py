@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
-from study_app.files import write_atomic
-
 ORIGINAL = "@original"  # pseudo-method: the original crop (attention checks)
 DEGRADED = "@degraded"  # pseudo-method: a heavily degraded crop (attention checks)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -95,13 +93,6 @@ def degrade(img: Image.Image) -> Image.Image:
     buf.seek(0)
     with Image.open(buf) as out:
         return out.convert("RGB")
-
-
-def save_png_atomic(img: Image.Image, dst: Path) -> None:
-    """Write ``img`` as PNG atomically."""
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    write_atomic(dst, buf.getvalue())
 
 
 def cut(img: Image.Image, box: Box) -> Image.Image:

@@ -32,7 +32,7 @@ class Base(DeclarativeBase):
 
 
 class Study(Base):
-    """One study: its name and configuration (JSON text, see ``study_app.study.StudyConfig``)."""
+    """One study: its name and configuration (JSON text, see ``study_app.studies.StudyConfig``)."""
 
     __tablename__ = "studies"
     id: Mapped[int] = mapped_column(primary_key=True)

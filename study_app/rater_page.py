@@ -4,7 +4,7 @@ The page only ever sees crops as image bytes and opaque trial ids: method names,
 other raters' data stay on the server.  A and B are flipped in the same place, in the
 browser without a server round-trip (:mod:`study_app.flipper`), as the HiFiC raters could
 do (Sec. 4.3); the answers are Streamlit buttons, stored exactly once by
-:func:`study_app.study.submit`.
+:func:`study_app.trials.submit`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from study_app import study
+from study_app import raters, studies, trials
 from study_app.flipper import flipper
 
 INSTRUCTIONS = """
@@ -31,15 +31,15 @@ def _param(name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _answer(h: study.StudyHandle, token: str, trial_id: int, nonce: str, choice: str) -> None:
+def _answer(h: studies.StudyHandle, token: str, trial_id: int, nonce: str, choice: str) -> None:
     """Button callback: store the answer (at most once)."""
     try:
-        study.submit(h, token, trial_id, nonce, choice)
-    except study.StudyError as exc:
+        trials.submit(h, token, trial_id, nonce, choice)
+    except studies.StudyError as exc:
         st.session_state["rater_error"] = str(exc)
 
 
-def _register(h: study.StudyHandle) -> None:
+def _register(h: studies.StudyHandle) -> None:
     """Let a rater without a link enter an ID; they get a personal link to resume with."""
     if not h.config.open_registration:
         st.error("Please open the personal link you were given for this study.")
@@ -48,8 +48,8 @@ def _register(h: study.StudyHandle) -> None:
         label = st.text_input("Your rater ID")
         if st.form_submit_button("Start"):
             try:
-                rater = study.add_rater(h, label)
-            except study.StudyError as exc:
+                rater = raters.add_rater(h, label)
+            except studies.StudyError as exc:
                 st.error(str(exc))
                 st.stop()
             st.query_params["token"] = rater.token
@@ -64,20 +64,20 @@ def render(root: Path) -> None:
         st.error("This page needs a study link (…?study=NAME&token=…).")
         st.stop()
     try:
-        h = study.open_study(root, name)
-    except study.StudyError as exc:
+        h = studies.open_study(root, name)
+    except studies.StudyError as exc:
         st.error(str(exc))
         st.stop()
     token = _param("token")
     if token is None:
         _register(h)
     try:
-        rater = study.rater_by_token(h, token)
-        trial = study.current_trial(h, rater)
-    except study.StudyError as exc:
+        rater = raters.rater_by_token(h, token)
+        trial = trials.current_trial(h, rater)
+    except studies.StudyError as exc:
         st.error(str(exc))
         st.stop()
-    done, total = study.progress(h, rater)
+    done, total = trials.progress(h, rater)
     st.progress(done / total, text=f"{done} of {total} answered")
     if message := st.session_state.pop("rater_error", None):
         st.error(message)
@@ -86,7 +86,7 @@ def render(root: Path) -> None:
     if trial is None:
         st.success("All done — thank you for taking part!")
         return
-    paths = study.trial_item_paths(h, trial)
+    paths = trials.trial_item_paths(h, trial)
     # keys carry the trial id, so a late second click of a double click reaches the old
     # trial's callback (stored once) instead of answering the next trial
     args = (h, rater.token, trial.id, trial.nonce)

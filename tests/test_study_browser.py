@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
-from study_app import study
+from study_app import raters, reports, studies, trials
 from study_app.flipper import data_uri
-from study_app.server import serve
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from study_server import serve  # noqa: E402  (benchmarks/study_server.py, shared with benchmarks/study_flip.py)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -30,10 +33,10 @@ def settle(page) -> None:
 @pytest.fixture()
 def served_study(study_bench_dir: Path, tmp_path: Path):
     """A study under tmp_path, served by a `streamlit run` subprocess on a free port."""
-    config = study.StudyConfig(benchmark_dir=str(study_bench_dir), methods=["jpeg:q5", "jpeg:q20", "jpeg:q60"],
-                               images=["kodim01", "kodim05"], crop_size=96, n_positions=2,
-                               comparisons_per_rater=6, attention_every=0)
-    h = study.create_study(tmp_path, "web", config)
+    config = studies.StudyConfig(benchmark_dir=str(study_bench_dir), methods=["jpeg:q5", "jpeg:q20", "jpeg:q60"],
+                                 images=["kodim01", "kodim05"], crop_size=96, n_positions=2,
+                                 comparisons_per_rater=6, attention_every=0)
+    h = studies.create_study(tmp_path, "web", config)
     env = {k: v for k, v in os.environ.items() if k != "HIFIC_STUDY_ADMIN_PASSWORD"}
     with serve(tmp_path, env) as url:
         yield h, url
@@ -72,7 +75,7 @@ def test_browser_rates_trials_and_db_holds_exactly_them(served_study) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     h, url = served_study
-    rater = study.add_rater(h, "browser")
+    rater = raters.add_rater(h, "browser")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page()
@@ -83,7 +86,7 @@ def test_browser_rates_trials_and_db_holds_exactly_them(served_study) -> None:
         expect(progress).to_have_text("0 of 6 answered", timeout=60_000)
         expect(page.get_by_text("Showing A")).to_be_visible()
         settle(page)
-        check_flips_stay_in_the_browser(page, study.trial_item_paths(h, study.current_trial(h, rater)), sent)
+        check_flips_stay_in_the_browser(page, trials.trial_item_paths(h, trials.current_trial(h, rater)), sent)
         assert "jpeg" not in page.content()  # blind: no method names on the page
         pressed = []
         for i, (how, choice) in enumerate([("click", "A"), ("click", "undecided"), ("key", "B"), ("dblclick", "B")]):
@@ -103,7 +106,7 @@ def test_browser_rates_trials_and_db_holds_exactly_them(served_study) -> None:
         page.reload()  # a refresh neither loses nor repeats an answer
         expect(page.get_by_text(re.compile(r"\d+ of 6 answered"))).to_have_text("4 of 6 answered", timeout=60_000)
         browser.close()
-    df = study.judgements(h)
+    df = reports.judgements(h)
     assert list(df["choice"]) == pressed
     assert df["rater"].eq("browser").all() and df["duration_s"].gt(0).all()
-    assert study.current_trial(h, rater).seq == 4
+    assert trials.current_trial(h, rater).seq == 4

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from study_app import study
+from study_app import raters, studies, trials
 from study_app.cli import main
 from study_app.score import load_judgements
 
@@ -25,10 +25,10 @@ def test_cli_runs_a_study(study_bench_dir: Path, tmp_path: Path, shared_data: Pa
     assert main(["--root", str(tmp_path), "links", "s", "-n", "2", "--url", "http://example.org/"]) == 0
     links = capsys.readouterr().out.split()
     assert len(links) == 2 and all(l.startswith("http://example.org/?study=s&token=") for l in links)
-    h = study.open_study(tmp_path, "s")
-    rater = study.rater_by_token(h, links[0].rsplit("=", 1)[1])
-    while (trial := study.current_trial(h, rater)) is not None:
-        study.submit(h, rater.token, trial.id, trial.nonce, "B")
+    h = studies.open_study(tmp_path, "s")
+    rater = raters.rater_by_token(h, links[0].rsplit("=", 1)[1])
+    while (trial := trials.current_trial(h, rater)) is not None:
+        trials.submit(h, rater.token, trial.id, trial.nonce, "B")
     assert main(["--root", str(tmp_path), "export", "s", "--out", str(tmp_path / "j.csv")]) == 0
     assert "3 judgements" in capsys.readouterr().out
     assert len(load_judgements(tmp_path / "j.csv")) == 3

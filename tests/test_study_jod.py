@@ -15,8 +15,8 @@ import pytest
 from scipy import optimize, stats
 
 from analysis import factors, figures
-from analysis import study as human
-from study_app import design, plan, simulate, study
+from analysis import human
+from study_app import design, plan, raters, reports, simulate, studies, transfer, trials
 from study_app.score import (JOD_SIGMA, ScaleError, fit_jod, load_judgements, main, preference_counts,
                              score_methods, screen_raters)
 
@@ -175,23 +175,23 @@ def test_information_gain_prefers_uncertain_pairs_and_spreads_open_trials() -> N
 
 
 def test_information_mode_on_a_real_study_database(study_bench_dir: Path, tmp_path: Path) -> None:
-    config = study.StudyConfig(benchmark_dir=str(study_bench_dir), methods=["jpeg:q5", "jpeg:q20", "jpeg:q60"],
-                               images=["kodim01", "kodim05", "kodim23"], crop_size=64, n_positions=1,
-                               comparisons_per_rater=6, mode="information", attention_every=0)
-    h = study.create_study(tmp_path, "info", config)
+    config = studies.StudyConfig(benchmark_dir=str(study_bench_dir), methods=["jpeg:q5", "jpeg:q20", "jpeg:q60"],
+                                 images=["kodim01", "kodim05", "kodim23"], crop_size=64, n_positions=1,
+                                 comparisons_per_rater=6, mode="information", attention_every=0)
+    h = studies.create_study(tmp_path, "info", config)
     assert (tmp_path / "info" / "study.db").is_file()
     old = judgements([("jpeg:q20", "jpeg:q5", False)] * 30 + [("jpeg:q60", "jpeg:q5", False)] * 30
                      + [("jpeg:q20", "jpeg:q60", False), ("jpeg:q60", "jpeg:q20", False)] * 3, rater="earlier")
-    study.import_judgements(h, old)
-    rater = study.add_rater(h, "ann")
+    transfer.import_judgements(h, old)
+    rater = raters.add_rater(h, "ann")
     shown = []
-    while (trial := study.current_trial(h, rater)) is not None:
+    while (trial := trials.current_trial(h, rater)) is not None:
         shown.append((design.pair_key(trial.method_a, trial.method_b), trial.image))
-        study.submit(h, rater.token, trial.id, trial.nonce, "A")
+        trials.submit(h, rater.token, trial.id, trial.nonce, "A")
     # the close pair first, on each image once, before the far pairs
     assert [p for p, _ in shown[:3]] == [("jpeg:q20", "jpeg:q60")] * 3
     assert len({img for _, img in shown[:3]}) == 3
-    assert len(set(shown)) == 6 and len(study.scored_judgements(h)) == len(old) + 6
+    assert len(set(shown)) == 6 and len(reports.scored_judgements(h)) == len(old) + 6
 
 
 def test_screening_flags_random_and_adversarial_raters(tmp_path: Path) -> None:
@@ -212,11 +212,11 @@ def test_screening_flags_random_and_adversarial_raters(tmp_path: Path) -> None:
     assert screened.loc["adversary", "agreement"] < 0.2 < screened.loc["coin", "agreement"] < 0.7
     assert (screened.drop(index=["adversary", "coin"])["agreement"] > 0.65).all()
     # in a study: shown next to attention checks; nobody is excluded until the researcher does it
-    h = study.create_import_study(tmp_path, "screened")
-    study.import_judgements(h, df)
-    summary = study.rater_summary(h).set_index("rater")
+    h = studies.create_import_study(tmp_path, "screened")
+    transfer.import_judgements(h, df)
+    summary = reports.rater_summary(h).set_index("rater")
     assert set(summary.index[summary["flagged"]]) == {"adversary", "coin"}
-    assert not summary["excluded"].any() and len(study.scored_judgements(h)) == len(df)
+    assert not summary["excluded"].any() and len(reports.scored_judgements(h)) == len(df)
 
 
 def test_published_raters_screening(published: pd.DataFrame) -> None:
@@ -282,8 +282,8 @@ def test_admin_page_shows_jod_with_intervals_and_flags(tmp_path: Path, monkeypat
     honest = honest_raters(truth, 8, seed=2)
     mine = honest[honest["rater"] == "r0000"]
     adversary = mine.assign(rater="contrarian", winner=mine["loser"], loser=mine["winner"])
-    h = study.create_import_study(tmp_path, "jodstudy")
-    study.import_judgements(h, pd.concat([honest, adversary], ignore_index=True))
+    h = studies.create_import_study(tmp_path, "jodstudy")
+    transfer.import_judgements(h, pd.concat([honest, adversary], ignore_index=True))
     at = admin_page()
     assert not at.exception
     assert any("Screening flags contrarian" in w.value for w in at.warning)
@@ -295,6 +295,6 @@ def test_admin_page_shows_jod_with_intervals_and_flags(tmp_path: Path, monkeypat
     assert list(scores.columns[:5]) == ["method", "n", "jod", "jod_low", "jod_high"]
     assert list(scores["method"]) == ["jpeg:q60", "jpeg:q20", "jpeg:q5"] and scores["jod"].iloc[-1] == 0.0
     assert ((scores["jod_low"] < scores["jod"]) & (scores["jod"] < scores["jod_high"])).all()
-    (chart,) = at.get("plotly_chart")
-    assert "human (JOD, inverted)" in chart.proto.spec
-    assert study.rater_summary(h).set_index("rater").loc["contrarian", "excluded"] == False  # noqa: E712
+    (chart,) = at.get("plotly_chart")  # Fig. 3 stays on Bradley-Terry, as in the report
+    assert json.loads(chart.proto.spec)["data"][0]["name"] == "human (inverted)" and "bt" in scores.columns
+    assert reports.rater_summary(h).set_index("rater").loc["contrarian", "excluded"] == False  # noqa: E712

