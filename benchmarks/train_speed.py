@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +24,7 @@ import torch
 
 from hific.config import illm_name, train_config
 from hific.errors import HificError
-from hific.bench.tables import print_table
+from hific.bench.speed_tables import print_table
 from hific.train.trainer import Trainer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bsds500" / "train"
@@ -45,20 +44,12 @@ def measure(model: str, stage: int, recipe: str, disc_batch: str, args: argparse
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, [args.data], tmp, device=args.device, progress=False, workers=args.workers,
                           stream=args.stream or None)
-        sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-        batches = trainer.batches()
-        trainer.train_step(next(batches))
-        sync()
-        t0 = time.perf_counter()
-        for batch in batches:
-            trainer.train_step(batch)
-        sync()
-        elapsed = time.perf_counter() - t0
-    g_images = args.steps * args.batch_size
+        s_per_step = trainer.seconds_per_step()
+    images_per_s = args.batch_size / s_per_step
     return {"model": model, "stage": stage, "recipe": recipe, "disc_batch": disc_batch if stage == 2 else "",
             "device": str(trainer.device), "crop": args.crop, "batch": args.batch_size, "steps": args.steps,
-            "s_per_step": elapsed / args.steps, "g_images_per_s": g_images / elapsed,
-            "d_images_per_s": g_images / elapsed if stage == 2 else 0.0}
+            "s_per_step": s_per_step, "g_images_per_s": images_per_s,
+            "d_images_per_s": images_per_s if stage == 2 else 0.0}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     codec = load(args.model, device=args.device)
     enc = codec.encode(args.input, estimate=True)   # the file's size is checked from its header first
     atomic_write_bytes(args.output, enc.data)
-    h, w = enc.reconstruction.shape[:2]
-    print(f"{args.output}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp ({w}x{h}, model {codec.name}, "
+    print(f"{args.output}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp ({enc.width}x{enc.height}, model {codec.name}, "
           f"file/estimate {len(enc.data) * 8 / enc.estimated_bits:.3f})")
 
 

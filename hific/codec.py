@@ -13,32 +13,30 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from hific import bitstream
 from hific.config import PAD_MULTIPLE
 from hific.errors import BitstreamError, InputError
+from hific.hyperprior import bits
 from hific.image_io import read_image, to_rgb8
 from hific.padding import pad_amounts, pad_image
-from hific.zoo import fingerprint, model_kind
+from hific.zoo import Model, fingerprint
 
 ImageLike = np.ndarray | Image.Image | str | Path
-# M&S models have no ModelConfig; their activations are narrower than HiFiC-paper's, so a fixed limit.
-DEFAULT_MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """Result of :meth:`Codec.encode`: the file, the reconstruction the decoder will produce, the model's estimate."""
+    """Result of :meth:`Codec.encode`: the file, the image's size and the model's estimate of the bits."""
 
     data: bytes
-    reconstruction: np.ndarray
+    height: int
+    width: int
     estimated_bits: float
 
     @property
     def bpp(self) -> float:
-        h, w = self.reconstruction.shape[:2]
-        return len(self.data) * 8 / (h * w)
+        return len(self.data) * 8 / (self.height * self.width)
 
 
 def as_rgb8(image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
@@ -56,20 +54,20 @@ def as_rgb8(image: ImageLike, max_pixels: int | None = None) -> np.ndarray:
 
 
 class Codec:
-    """A learned image codec with a real entropy-coded bitstream (HiFiC, "no GAN" or M&S)."""
+    """A learned image codec with a real entropy-coded bitstream (HiFiC, "no GAN" or M&S): an
+    :class:`~hific.codec_interface.ImageCodec` (:meth:`compress` also takes a PIL image or a path), the same
+    object the benchmark measures for this model (``hific.bench.codecs.get("hific").at("hific-lo")``)."""
 
-    def __init__(self, model: nn.Module, name: str, metadata: dict | None = None, device: str = "cpu") -> None:
+    def __init__(self, model: Model, name: str, metadata: dict | None = None, device: str = "cpu") -> None:
         self.model = model.to(device).eval()
         self.model.update(force=True)  # entropy-coder tables always match the weights
         self.name = name
         self.metadata = metadata or {}
         self.device = torch.device(device)
-        self.kind = model_kind(model)
+        self.kind = model.kind
         self._fingerprint = fingerprint(model)
-        config = getattr(model, "config", None)
-        self.max_pixels = config.max_pixels if config is not None else DEFAULT_MAX_PIXELS
-        self.pad_multiple = config.image_multiple if config is not None else PAD_MULTIPLE
-        self.min_side = config.min_image_side if config is not None else 0
+        self.max_pixels, self.pad_multiple, self.min_side = (model.max_pixels, model.image_multiple,
+                                                             model.min_image_side)
 
     @property
     def fingerprint(self) -> str:
@@ -96,25 +94,17 @@ class Codec:
         return x.permute(1, 2, 0).cpu().numpy()
 
     def encode(self, image: ImageLike, estimate: bool = False) -> Encoded:
-        """Compress; also return the reconstruction and, when ``estimate``, the model's estimated bits (else NaN)."""
+        """Compress (the encoder only: no decoding pass); when ``estimate``, also the model's -log2 likelihood of
+        the quantised latents, what a perfect entropy coder would spend (else NaN)."""
         rgb = as_rgb8(image, self.max_pixels)
         h, w = rgb.shape[:2]
         x, pad_b, pad_r = self._to_tensor(rgb)
         with torch.inference_mode():
             out = self.model.compress(x)
-            estimate = self._estimated_bits(x) if estimate else math.nan
-            x_hat = out["x_hat"] if "x_hat" in out else self.model.decompress(out["strings"], out["shape"])["x_hat"]
+            estimated_bits = float(bits(self.model.likelihoods(x))) if estimate else math.nan
         header = bitstream.Header(self.name, self._fingerprint, h, w, pad_b, pad_r)
         data = bitstream.pack(bitstream.Payload(header, out["strings"][1][0], out["strings"][0][0]))
-        return Encoded(data, self._to_rgb8(x_hat, h, w), estimate)
-
-    def _estimated_bits(self, x: torch.Tensor) -> float:
-        """The model's -log2 likelihood of the quantised latents (what a perfect entropy coder would spend)."""
-        if self.kind == "hific":
-            likelihoods = tuple(self.model.likelihoods(x))
-        else:
-            likelihoods = tuple(self.model(x)["likelihoods"].values())
-        return float(sum(-torch.log2(lik).sum() for lik in likelihoods))
+        return Encoded(data, h, w, estimated_bits)
 
     def compress(self, image: ImageLike) -> bytes:
         """Image (array, PIL image or path) -> bytes of a complete .hfc file."""

@@ -19,3 +19,7 @@ class ModelNotFoundError(HificError):
 
 class WeightsUnavailableError(HificError):
     """Pretrained weights (LPIPS, FID Inception, M&S) are neither cached, downloadable nor installable offline."""
+
+
+class TrainingError(HificError):
+    """A training run cannot start or cannot go on (bad data, diverged losses, missing stage-1 run)."""

@@ -13,8 +13,6 @@ layer the converter makes the identity), z rounded without the median offset, an
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import scipy.stats
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -67,15 +65,18 @@ CONDITIONALS = {"gaussian": GaussianConditional, "logistic": LogisticConditional
 BOTTLENECKS = {"median": EntropyBottleneck, "zero": ZeroOffsetBottleneck}
 
 
-class Likelihoods(NamedTuple):
-    """Per-element likelihoods of y and z (training: under additive uniform noise; eval: of the rounded values)."""
-
-    y: torch.Tensor
-    z: torch.Tensor
+# Per-element likelihoods of the latents by name, "y" and "z" (CompressAI's convention; training: under additive
+# uniform noise, eval: of the rounded values).
+Likelihoods = dict[str, torch.Tensor]
 
 
-class MeanScaleHyperprior(nn.Module):
-    """P: entropy model of the latent y given the hyper-latent z."""
+def bits(likelihoods: Likelihoods) -> torch.Tensor:
+    """Total information content -sum(log2 p) of all latents (y and side information z), in float32."""
+    return sum(-torch.log2(lik.float()).sum() for lik in likelihoods.values())
+
+
+class ProbabilityModel(nn.Module):
+    """HiFiC's probability model P (paper Sec. 3, Fig. 2): entropy model of the latent y given the hyper-latent z."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -110,23 +111,17 @@ class MeanScaleHyperprior(nn.Module):
             z_hat, z_lik_q = self.entropy_bottleneck(z, training=False)
             means_q, scales_q = self.params(z_hat)
             _, y_lik_q = self.gaussian_conditional(y, scales_q, means=means_q, training=False)
-        return Likelihoods(y_lik, z_lik), means, Likelihoods(y_lik_q, z_lik_q)
+        return {"y": y_lik, "z": z_lik}, means, {"y": y_lik_q, "z": z_lik_q}
 
-    def update(self) -> None:
-        """Build the CDF tables for entropy coding (after training or loading weights)."""
-        self.entropy_bottleneck.update(force=True)
-        self.gaussian_conditional.update_scale_table(scale_table(), force=True)
-
-    def compress(self, y: torch.Tensor) -> tuple[list[bytes], list[bytes], torch.Tensor]:
-        """Entropy-code y (batch of one or more) -> (y strings, z strings, y_hat as the decoder will see it)."""
+    def compress(self, y: torch.Tensor) -> tuple[list[bytes], list[bytes]]:
+        """Entropy-code y (batch of one or more) -> (y strings, z strings). The means and scales of y come from the
+        decoded z_hat, as in the decoder; y_hat itself is the decoder's business."""
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         means, scales = self.params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
-        y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
-        return y_strings, z_strings, y_hat
+        return self.gaussian_conditional.compress(y, indexes, means=means), z_strings
 
     def decompress(self, y_strings: list[bytes], z_strings: list[bytes], z_shape: tuple[int, int]) -> torch.Tensor:
         """Decode y_hat = round(y - mu) + mu from the two strings."""
@@ -134,7 +129,3 @@ class MeanScaleHyperprior(nn.Module):
         means, scales = self.params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
         return self.gaussian_conditional.decompress(y_strings, indexes, means=means)
-
-    def aux_loss(self) -> torch.Tensor:
-        """The entropy bottleneck's auxiliary quantile loss (its own optimiser; official code)."""
-        return self.entropy_bottleneck.loss()

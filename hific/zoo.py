@@ -21,9 +21,9 @@ from torch import nn
 
 from hific import published
 from hific.bitstream import MAX_NAME_BYTES
-from hific.config import ModelConfig
 from hific.errors import HificError, ModelNotFoundError
 from hific.image_io import atomic_write_bytes
+from hific.mean_scale import MeanScale
 from hific.model import HiFiC
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -31,6 +31,9 @@ FORMAT = "hific-checkpoint"
 FORMAT_VERSION = 1
 # CompressAI's published Mean & Scale hyperprior (Minnen et al. 2018, MSE) qualities: "ms-q1" .. "ms-q8".
 COMPRESSAI_MS_QUALITIES = range(1, 9)
+# Every learned model, by the kind a checkpoint names: CompressAI CompressionModels with one interface.
+Model = HiFiC | MeanScale
+MODELS: dict[str, type[Model]] = {cls.kind: cls for cls in (HiFiC, MeanScale)}
 
 
 def learned_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -48,16 +51,6 @@ def fingerprint(model: nn.Module) -> bytes:
         h.update(key.encode())
         h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.digest()[:4]
-
-
-def model_kind(model: nn.Module) -> str:
-    return "hific" if isinstance(model, HiFiC) else "ms"
-
-
-def _config_of(model: nn.Module) -> dict[str, Any]:
-    if isinstance(model, HiFiC):
-        return model.config.to_dict()
-    return {"N": model.N, "M": model.M}
 
 
 def write_blob(blob: dict, path: str | Path) -> None:
@@ -80,27 +73,24 @@ def read_blob(path: str | Path, error: type[HificError], what: str) -> dict:
     return blob
 
 
-def save_checkpoint(model: nn.Module, path: str | Path, name: str, metadata: dict | None = None,
+def save_checkpoint(model: Model, path: str | Path, name: str, metadata: dict | None = None,
                     half: bool = True) -> Path:
     """Write an inference checkpoint atomically (weights in float16 when ``half``)."""
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in learned_state(model).items()}
-    write_blob({"format": FORMAT, "version": FORMAT_VERSION, "name": name, "kind": model_kind(model),
-                "config": _config_of(model), "state_dict": state, "metadata": metadata or {}}, path)
+    write_blob({"format": FORMAT, "version": FORMAT_VERSION, "name": name, "kind": model.kind,
+                "config": model.config_dict(), "state_dict": state, "metadata": metadata or {}}, path)
     return Path(path)
 
 
-def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
-    """An untrained model of the given kind and configuration."""
-    if kind == "hific":
-        return HiFiC(ModelConfig.from_dict(config))
-    if kind == "ms":
-        from compressai.models import MeanScaleHyperprior
-
-        return MeanScaleHyperprior(int(config["N"]), int(config["M"]))
-    raise ModelNotFoundError(f"unknown model kind {kind!r} in checkpoint")
+def build_model(kind: str, config: str | dict[str, Any]) -> Model:
+    """The one model factory: an untrained model of a kind (``hific`` or ``ms``) and a configuration, named (a
+    training preset's ``model``, e.g. ``small``) or as a checkpoint stores it (:meth:`config_dict`)."""
+    if kind not in MODELS:
+        raise ModelNotFoundError(f"unknown model kind {kind!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[kind].from_config(config)
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+def load_weights(model: Model, state: dict[str, torch.Tensor]) -> Model:
     """Load the learned parameters (as float32) and switch to eval mode (the Codec rebuilds the entropy-coder
     tables). Buffers in ``state`` are ignored: the model's own constants stand (see :func:`learned_state`;
     checkpoints written before it stored them in float16, with the likelihood bound flushed to 0)."""
@@ -119,7 +109,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     return model.eval()
 
 
-def _published_model(blob: dict, where: str) -> tuple[nn.Module, dict]:
+def _published_model(blob: dict, where: str) -> tuple[Model, dict]:
     """The model of a published file's contents (converted by :mod:`hific.published`) and its metadata; a
     non-commercial licence is announced on first use."""
     config, state, family = published.convert(blob, where)
@@ -127,7 +117,7 @@ def _published_model(blob: dict, where: str) -> tuple[nn.Module, dict]:
     return load_weights(HiFiC(config), state), family.metadata()
 
 
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, str, dict]:
+def load_checkpoint(path: str | Path) -> tuple[Model, str, dict]:
     """(model in eval mode, its name, its metadata) from a checkpoint file: ours, or a published file in its
     publisher's format (named after the file)."""
     blob = read_blob(path, ModelNotFoundError, "checkpoint")
@@ -143,16 +133,17 @@ def shipped() -> dict[str, Path]:
     return {p.stem: p for p in sorted(CHECKPOINT_DIR.glob("*.pt"))}
 
 
-def _compressai_ms(quality: int) -> nn.Module:
+def _compressai_ms(quality: int) -> Model:
     """CompressAI's pretrained M&S (``mbt2018-mean``, MSE): from the torch hub cache, else downloaded."""
     from compressai.zoo import mbt2018_mean
 
     try:
-        return mbt2018_mean(quality=quality, metric="mse", pretrained=True).eval()
+        pretrained = mbt2018_mean(quality=quality, metric="mse", pretrained=True)
     except Exception as e:  # URLError, HTTPError, socket errors...
         raise ModelNotFoundError(
             f"CompressAI's pretrained M&S quality {quality} is not in the torch hub cache "
             f"({torch.hub.get_dir()}/checkpoints) and cannot be downloaded ({type(e).__name__})") from None
+    return MeanScale.from_state_dict(pretrained.state_dict()).eval()
 
 
 def _compressai_url(quality: int) -> str:
@@ -200,7 +191,7 @@ def available() -> list[str]:
     return [entry.name for entry in catalogue() if entry.available]
 
 
-def resolve(name_or_path: str | Path) -> tuple[nn.Module, str, dict]:
+def resolve(name_or_path: str | Path) -> tuple[Model, str, dict]:
     """(model, name, metadata) for a shipped name, ``ms-qN``, a published name, or a checkpoint path."""
     key = str(name_or_path)
     if key in shipped():

@@ -1,12 +1,17 @@
-"""The networks match the paper's architecture (issue: parameter counts, ChannelNorm, shapes)."""
+"""The networks match the paper's architecture (issue: parameter counts, ChannelNorm, shapes), and every learned
+model has CompressAI's interface."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from compressai.entropy_models import EntropyBottleneck
+from compressai.models import CompressionModel
+from compressai.models.base import get_scale_table
 
+from hific import zoo
 from hific.channel_norm import ChannelNorm
-from hific.config import model_config
+from hific.config import model_config, scale_table
 from hific.discriminator import Discriminator
 from hific.model import HiFiC
 
@@ -102,12 +107,12 @@ def test_shapes_through_the_networks(h: int, w: int) -> None:
     model = HiFiC.from_config("small")
     x = torch.rand(2, 3, h, w)
     out = model(x)
-    assert out.y_hat.shape == (2, 220, h // 16, w // 16)
-    assert out.x_hat.shape == x.shape
-    assert out.likelihoods.y.shape == out.y_hat.shape
-    assert out.likelihoods.z.shape == (2, 128, h // 64, w // 64)
-    assert all(((lik > 0) & (lik <= 1)).all() for lik in (*out.likelihoods, *out.likelihoods_q))
-    logits = Discriminator(model_config("small"))(x, out.y_hat)
+    assert out["y_hat"].shape == (2, 220, h // 16, w // 16)
+    assert out["x_hat"].shape == x.shape
+    assert out["likelihoods"]["y"].shape == out["y_hat"].shape
+    assert out["likelihoods"]["z"].shape == (2, 128, h // 64, w // 64)
+    assert all(((lik > 0) & (lik <= 1)).all() for key in ("likelihoods", "likelihoods_q") for lik in out[key].values())
+    logits = Discriminator(model_config("small"))(x, out["y_hat"])
     assert logits.shape == (2, 1, h // 8, w // 8)
 
 
@@ -122,6 +127,41 @@ def test_generator_receives_latents_rounded_around_the_mean() -> None:
     y = model.encoder(x)
     _, means, _ = model.prior(y)
     torch.testing.assert_close(seen["y_hat"], torch.round(y - means) + means)
-    torch.testing.assert_close(out.y_hat, seen["y_hat"])  # what D is conditioned on
-    out.x_hat.sum().backward()
+    torch.testing.assert_close(out["y_hat"], seen["y_hat"])  # what D is conditioned on
+    out["x_hat"].sum().backward()
     assert model.encoder.net[0][0].weight.grad.abs().sum() > 0  # gradient reaches E through the rounding
+
+
+@pytest.mark.parametrize("kind", ["hific", "ms"])
+def test_every_learned_model_has_compressai_s_interface(kind: str) -> None:
+    """HiFiC and M&S are CompressAI CompressionModels built by one factory: forward gives x_hat and the likelihoods
+    (in eval mode those of the quantised latents, which ``likelihoods`` gives without synthesis), aux_loss is the
+    entropy bottleneck's, compress gives strings and a shape that decompress decodes, and a checkpoint's
+    configuration rebuilds the same architecture."""
+    torch.manual_seed(3)
+    model = zoo.build_model(kind, "small").eval()
+    assert isinstance(model, CompressionModel) and model.kind == kind
+    again = zoo.build_model(kind, model.config_dict())
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+    assert out["x_hat"].shape == x.shape and set(out["likelihoods"]) == {"y", "z"}
+    for key, lik in model.likelihoods(x).items():
+        torch.testing.assert_close(lik, out["likelihoods"][key], rtol=0, atol=0)
+    bottleneck = next(m for m in model.modules() if isinstance(m, EntropyBottleneck))
+    assert float(model.aux_loss().detach()) == float(bottleneck.loss().detach()) > 0
+    model.update(force=True)
+    coded = model.compress(x)
+    assert set(coded) == {"strings", "shape"} and len(coded["strings"]) == 2
+    assert model.decompress(coded["strings"], coded["shape"])["x_hat"].shape == x.shape
+
+
+def test_hific_codes_with_its_own_scale_table() -> None:
+    """HiFiC's update() builds the Gaussian conditional on exp(linspace(log 0.11, log 256, 64)) computed as the
+    official code does (float64), not on CompressAI's float32 default, which differs by up to 5e-5."""
+    model = HiFiC.from_config("small")
+    model.update(force=True)
+    table = model.prior.gaussian_conditional.scale_table
+    torch.testing.assert_close(table, torch.tensor(scale_table(), dtype=torch.float32), rtol=0, atol=0)
+    assert not torch.equal(table, get_scale_table())

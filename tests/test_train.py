@@ -13,10 +13,12 @@ import torch
 
 from hific.cli import main
 from hific.config import TrainConfig, train_config
+from hific.errors import TrainingError
 from hific.train import rate_control
+from hific.train.checkpoints import export
 from hific.train.data import CropPlan, ResidentImages, StepSampler, StreamedCrops, cut_crop, list_images
 from hific.train.model_card import render
-from hific.train.trainer import Trainer, TrainingError
+from hific.train.trainer import Trainer
 
 def tiny(name: str, **kw) -> TrainConfig:
     """A preset shrunk for CPU tests: 64x64 crops, batch 2, a few steps."""
@@ -110,13 +112,13 @@ def test_total_loss_is_the_weighted_sum_of_the_paper_terms(train_dir, lpips_net,
     out = t.forward(batch)
     terms = t.generator_terms(batch, out)
     cfg, n_pix = t.cfg, batch.shape[0] * batch.shape[2] * batch.shape[3]
-    rate = sum(-torch.log(lik).sum() for lik in out.likelihoods) / np.log(2) / n_pix
-    bpp_q = sum(-torch.log(lik).sum() for lik in out.likelihoods_q) / np.log(2) / n_pix
+    rate = sum(-torch.log(lik).sum() for lik in out["likelihoods"].values()) / np.log(2) / n_pix
+    bpp_q = sum(-torch.log(lik).sum() for lik in out["likelihoods_q"].values()) / np.log(2) / n_pix
     lam = cfg.lambda_a if bpp_q > rate_control.rate_target(cfg, t.step) else cfg.lambda_b
     lam *= cfg.warmup_rate_factor if t.step < cfg.warmup_steps else 1.0
-    mse = ((out.x_hat * 255 - batch * 255) ** 2).mean()
-    lp = lpips_net(out.x_hat * 2 - 1, batch * 2 - 1).mean()
-    gan = torch.nn.functional.softplus(-t.disc(out.x_hat, out.y_hat)).mean()
+    mse = ((out["x_hat"] * 255 - batch * 255) ** 2).mean()
+    lp = lpips_net(out["x_hat"] * 2 - 1, batch * 2 - 1).mean()
+    gan = torch.nn.functional.softplus(-t.disc(out["x_hat"], out["y_hat"])).mean()
     want = lam * rate + 0.075 * 2 ** -5 * mse + 1.0 * lp + 0.15 * gan
     torch.testing.assert_close(terms["loss"], want, rtol=1e-5, atol=1e-6)
     assert float(terms["rate_weight"]) == lam
@@ -140,7 +142,6 @@ def test_freezing_e_and_p_trains_g_alone(train_dir, lpips_net, tmp_path):
 
 
 def test_time_budget_stops_with_a_checkpoint_that_exports_and_resumes(train_dir, lpips_net, tmp_path):
-    from hific.train.trainer import export
     from hific.zoo import load_checkpoint
 
     cfg = tiny("hific-lo", steps=50)
@@ -156,6 +157,15 @@ def test_time_budget_stops_with_a_checkpoint_that_exports_and_resumes(train_dir,
     assert again.step == 2
     val = pd.read_csv(t.run_dir / "val.csv")
     assert list(val.columns) == ["step", "wall_s", "bpp", "psnr", "lpips"]
+
+
+def test_seconds_per_step_times_the_steps_after_a_warm_up(train_dir, lpips_net, tmp_path):
+    """The API benchmarks/train_speed.py is a thin CLI over: every remaining step trained, the first untimed."""
+    t = make(tiny("nogan-lo", steps=3), train_dir, lpips_net, tmp_path)
+    assert t.seconds_per_step() > 0 and t.step == 3
+    assert not (t.run_dir / "last.pt").exists()   # nothing saved
+    with pytest.raises(TrainingError, match="no step left to time"):
+        make(tiny("nogan-lo", steps=1), train_dir, lpips_net, tmp_path).seconds_per_step()
 
 
 def test_overfitting_one_batch_lowers_the_loss(train_dir, lpips_net, batch, tmp_path):
@@ -244,7 +254,6 @@ def test_resume_continues_exactly(train_dir, lpips_net, tmp_path):
 
 
 def test_stage_two_starts_from_the_stage_one_weights_and_records_it(train_dir, lpips_net, tmp_path):
-    from hific.train.trainer import export
     from hific.zoo import load_checkpoint
 
     one = make(tiny("nogan-lo", steps=2), train_dir, lpips_net, tmp_path / "one")

@@ -79,7 +79,7 @@ def train_all(runs: list[CampaignRun], common: list[str], work: Path, budget_s: 
 
 def export_all(runs: list[CampaignRun], work: Path) -> dict[str, Path]:
     """Export every run that left a checkpoint; the inference checkpoints by preset."""
-    from hific.train.trainer import CHECKPOINT, export
+    from hific.train.checkpoints import CHECKPOINT, export
 
     out = {}
     for run in runs:

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from hific.config import TRAIN_CONFIGS, TrainConfig, train_config
+from hific.errors import TrainingError
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +50,6 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _overrides(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
-    from hific.train.trainer import TrainingError
-
     if args.steps is not None:
         if args.steps < 1:
             raise TrainingError("--steps must be positive")
@@ -77,8 +76,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     """Train (or resume, or export) the run of ``--config`` in ``--run-dir``."""
     import torch
 
+    from hific.train.checkpoints import CHECKPOINT, export, read_training_checkpoint
     from hific.train.data import list_images
-    from hific.train.trainer import CHECKPOINT, Trainer, TrainingError, export, read_training_checkpoint
+    from hific.train.trainer import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,20 +1,17 @@
 """Loss terms of HiFiC (paper Sec. 3, Eq. 4 and 5) with the constants of the official code."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hific.hyperprior import Likelihoods
+from hific.hyperprior import Likelihoods, bits
 
 
-def bits(likelihoods: Likelihoods | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Total information content -sum(log2 p) of all latents (y and side information z)."""
-    return sum(-torch.log2(lik).sum() for lik in likelihoods)
-
-
-def bpp(likelihoods: Likelihoods | tuple[torch.Tensor, ...], num_pixels: int) -> torch.Tensor:
-    """Bits per pixel of a batch: total bits over the batch's pixel count (N * H * W)."""
+def bpp(likelihoods: Likelihoods, num_pixels: int) -> torch.Tensor:
+    """Bits per pixel of a batch: total bits (float32) over the batch's pixel count (N * H * W)."""
     return bits(likelihoods) / num_pixels
 
 
@@ -26,6 +23,11 @@ def mse_255(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 def lpips_loss(lpips_net: nn.Module, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Mean LPIPS distance; the network takes inputs in [-1, 1]."""
     return lpips_net(x_hat * 2.0 - 1.0, x * 2.0 - 1.0).mean()
+
+
+def psnr(mse_255: float) -> float:
+    """PSNR in dB from the MSE on the 0-255 scale."""
+    return 10 * math.log10(255.0 ** 2 / max(mse_255, 1e-10))
 
 
 def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:
