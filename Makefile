@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test venv browser postgres clean
+.PHONY: demo test venv browser postgres codec-tools clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,13 @@ postgres:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL tests need Debian's postgresql: sudo apt-get install postgresql"; fi; }
 
+# The command-line codecs of the benchmark's shipped specs (hific/bench/specs): JPEG XL's cjxl/djxl and
+# libavif's avifenc/avifdec (Debian's libjxl-tools and libavif-bin).
+codec-tools:
+	@{ command -v cjxl && command -v djxl && command -v avifenc && command -v avifdec; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjxl-tools libavif-bin >/dev/null; \
+	  else echo "benchmark codec tests need Debian's libjxl-tools and libavif-bin: sudo apt-get install libjxl-tools libavif-bin"; fi; }
+
 # The main job: the benchmark on the embedded default images (scikit-image's photos) with the shipped
 # HiFiC models and BPG (or its labelled x265 stand-in), then the HTML report of the analysis notebooks.
 DEMO_OUT ?= results/demo
@@ -39,7 +46,7 @@ demo: $(STAMP)
 	$(PY) -m analysis.report $(DEMO_OUT) --out $(DEMO_OUT)/report.html --reference hific --baselines bpg,bpg-x265
 	@echo "demo: results in $(DEMO_OUT)/ (per_image.csv, summary.csv, recon/), report: $(DEMO_OUT)/report.html"
 
-test: $(STAMP) browser postgres
+test: $(STAMP) browser postgres codec-tools
 	$(PY) -m pytest -q
 
 clean:

@@ -15,11 +15,12 @@ import pytest
 from PIL import Image
 
 from hific.bench import codecs, datasets
-from hific.bench.codecs import LearnedCodec
+from hific.bench.codecs import LearnedFamily
 from hific.bench.command import main
 from hific.bench.datasets import BenchImage
 from hific.bench.metrics import psnr
-from hific.bench.runner import IMAGES_COLUMNS, PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, bpp_of, search_quality
+from hific.bench.rate_matching import bpp_of, search_quality
+from hific.bench.runner import IMAGES_COLUMNS, PER_IMAGE_COLUMNS, SUMMARY_COLUMNS
 from hific.errors import InputError
 from hific.image_io import read_image
 
@@ -60,23 +61,25 @@ def error_lines(stderr: str) -> list[str]:
 @pytest.mark.parametrize("name,setting,worse_setting", [("jpeg", "q60", "q10"), ("webp", "q60", "q10"),
                                                        ("avif", "q60", "q10"), ("bpg-x265", "qp30", "qp45")])
 def test_every_classical_codec_round_trips(crop, name, setting, worse_setting):
-    codec = codecs.get(name)
-    data = codec.encode(crop, setting)
-    recon = codec.decode(data, setting)
+    family = codecs.get(name)
+    codec, worse = family.at(setting), family.at(worse_setting)
+    data = codec.compress(crop)
+    recon = codec.decompress(data)
     assert recon.shape == crop.shape and recon.dtype == np.uint8
     assert psnr(crop, recon) > 28
-    assert codec.version(setting)
-    worse_data = codec.encode(crop, worse_setting)
+    assert family.version(setting) == codec.fingerprint
+    worse_data = worse.compress(crop)
     assert len(worse_data) < len(data)
-    assert psnr(crop, codec.decode(worse_data, worse_setting)) < psnr(crop, recon)
+    assert psnr(crop, worse.decompress(worse_data)) < psnr(crop, recon)
 
 
 @pytest.mark.skipif(not os.environ.get("PATH") or not __import__("shutil").which("bpgenc"),
                     reason="bpgenc is not installed (Debian has no package); bpg-x265 stands in")
 def test_real_bpg_round_trips(crop):
-    codec = codecs.get("bpg")
-    assert codec.name == "bpg"
-    recon = codec.decode(codec.encode(crop, "qp30"), "qp30")
+    family = codecs.get("bpg")
+    assert family.name == "bpg"
+    codec = family.at("qp30")
+    recon = codec.decompress(codec.compress(crop))
     assert recon.shape == crop.shape and psnr(crop, recon) > 28
 
 
@@ -99,17 +102,17 @@ def test_bad_settings_are_refused():
 def test_learned_codec_round_trips(crop, random_small_checkpoint):
     import hific
 
-    codec = LearnedCodec("hific")
+    family = LearnedFamily("hific")
     setting = str(random_small_checkpoint)
-    data = codec.encode(crop, setting)
-    recon = codec.decode(data, setting)
+    codec = family.at(setting)
+    recon = codec.decompress(codec.compress(crop))
     assert recon.shape == crop.shape and recon.dtype == np.uint8
-    assert codec.label(setting) == "random-small"
-    assert codec.version(setting) == hific.load(setting).fingerprint
+    assert family.label(setting) == "random-small"
+    assert family.version(setting) == hific.load(setting).fingerprint
 
 
 def bpp_at(codec, image: np.ndarray, quality: int) -> float:
-    return bpp_of(len(codec.encode(image, codec.setting(quality))), image.shape[1], image.shape[0])
+    return bpp_of(len(codec.at(codec.setting(quality)).compress(image)), image.shape[1], image.shape[0])
 
 
 def test_match_bpp_search_lands_closest(crop):
@@ -225,7 +228,7 @@ def test_killed_run_leaves_valid_files_and_continues(kodak, tmp_path, capsys):
 def test_bad_input_through_the_real_command(args, message, tmp_path):
     out = tmp_path / "out"
     result = run_cli(*args, "--out", str(out))
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = error_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
     assert not out.exists()
@@ -242,7 +245,7 @@ def test_bad_input_through_the_real_command(args, message, tmp_path):
 def test_bad_input_is_one_line_and_nothing_written(args, message, tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run_main(capsys, *args, "--out", str(out))
-    assert code == 1
+    assert code == 2
     lines = error_lines(err)
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
     assert not out.exists()
@@ -269,13 +272,10 @@ def test_bad_images_are_reported_and_the_rest_runs(kodak, tmp_path, capsys):
 
 
 def test_bpg_standin_comparison_interpolates_at_the_published_bpps():
-    import importlib.util
+    from hific.bench import bpg_standin
 
-    spec = importlib.util.spec_from_file_location("bpg_standin", REPO / "benchmarks" / "bpg_standin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    same = pd.DataFrame({"qp": range(5), "bpp": module.BPG098_BPP, "psnr": module.BPG098_PSNR + 0.5})
-    table = module.compare(same)
+    same = pd.DataFrame({"qp": range(5), "bpp": bpg_standin.BPG098_BPP, "psnr": bpg_standin.BPG098_PSNR + 0.5})
+    table = bpg_standin.compare(same)
     assert np.allclose(table.delta_db, 0.5)
-    narrow = module.compare(same.iloc[1:4])
+    narrow = bpg_standin.compare(same.iloc[1:4])
     assert narrow.delta_db.isna().tolist() == [True, False, False, False, True]
