@@ -15,20 +15,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hific.bench import references
+from hific.bench.columns import BOOLEAN_COLUMNS, IMAGES_COLUMNS, PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, TEXT_COLUMNS
+from hific.bench.columns import LOWER_IS_BETTER as BENCH_LOWER_IS_BETTER
+
 ANALYSIS_DIR = Path(__file__).resolve().parent
-PUBLISHED_CSV = ANALYSIS_DIR / "hific_published.csv"
 STUDY_METHODS_CSV = ANALYSIS_DIR / "hific_userstudy_methods.csv"
 
-PER_IMAGE_COLUMNS = ["codec", "setting", "image", "width", "height", "bytes", "bpp", "psnr",
-                     "ms_ssim", "lpips", "encode_s", "decode_s"]
-SUMMARY_COLUMNS = ["codec", "setting", "n_images", "bpp", "psnr", "ms_ssim", "lpips", "fid",
-                   "kid", "n_patches"]
-IMAGES_COLUMNS = ["image", "width", "height", "sha256"]
-TEXT_COLUMNS = {"codec", "setting", "image", "sha256"}
 METRICS = ["fid", "kid", "lpips", "psnr", "ms_ssim"]
 # Direction of each quantity: True when a lower value is better.
-LOWER_IS_BETTER = {"fid": True, "kid": True, "lpips": True, "niqe": True, "mse": True,
-                   "psnr": False, "ms_ssim": False, "human": False}
+LOWER_IS_BETTER = {**BENCH_LOWER_IS_BETTER, "niqe": True, "mse": True, "human": False}
 LABELS = {"bpp": "bits per pixel", "fid": "FID", "kid": "KID", "lpips": "LPIPS", "niqe": "NIQE",
           "psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "mse": "MSE (0-255)", "human": "human score (Bradley-Terry, Elo scale)"}
 
@@ -49,6 +45,13 @@ def empty_table(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=str if c in TEXT_COLUMNS else float) for c in columns})
 
 
+def numeric(cells: pd.Series, boolean: bool) -> pd.Series:
+    """A column's numbers (NaN where a cell is none); a boolean column's True/False become 1/0."""
+    if boolean:
+        cells = cells.map(lambda v: {"true": 1.0, "false": 0.0}.get(str(v).lower(), v))
+    return pd.to_numeric(cells, errors="coerce")
+
+
 def read_table(path: Path, columns: list[str], notes: list[str]) -> pd.DataFrame:
     """Read one CSV of the results directory; missing columns become NaN columns and non-numeric
     cells in numeric columns become NaN, each with a note."""
@@ -65,7 +68,7 @@ def read_table(path: Path, columns: list[str], notes: list[str]) -> pd.DataFrame
         notes.append(f"{path.name} lacks column(s) {', '.join(missing)}: treated as not computed")
         df = df.assign(**{c: np.nan for c in missing})
     for column in (c for c in columns if c not in TEXT_COLUMNS):
-        values = pd.to_numeric(df[column], errors="coerce")
+        values = numeric(df[column], column in BOOLEAN_COLUMNS)
         bad = int((values.isna() & df[column].notna()).sum())
         if bad:
             notes.append(f"{path.name}: {bad} non-numeric value(s) in column {column} treated as missing")
@@ -80,7 +83,7 @@ def summary_from_per_image(per_image: pd.DataFrame) -> pd.DataFrame:
     grouped = per_image.groupby(["codec", "setting"], sort=True)
     out = grouped[["bpp", "psnr", "ms_ssim", "lpips"]].mean().reset_index()
     out["n_images"] = grouped["image"].nunique().to_numpy(dtype=float)
-    return out.assign(fid=np.nan, kid=np.nan, n_patches=np.nan)[SUMMARY_COLUMNS]
+    return out.assign(fid=np.nan, kid=np.nan, n_patches=np.nan, fid_reliable=np.nan)[SUMMARY_COLUMNS]
 
 
 def method_names(df: pd.DataFrame) -> list[str]:
@@ -135,17 +138,9 @@ def detect_dataset(images: pd.DataFrame) -> str | None:
 
 
 def load_published(dataset: str | None) -> tuple[pd.DataFrame, list[str]]:
-    """HiFiC's published points for ``dataset`` (``kodak``, ``div2k``, ``clic2020``), from the
-    official ``data.csv``; an empty table and a note when the dataset has none."""
-    published = pd.read_csv(PUBLISHED_CSV, comment="#")
-    if dataset is None:
-        return published.iloc[0:0], ["the dataset is unknown: HiFiC's published points are not drawn "
-                                     "(pass dataset='kodak', 'div2k' or 'clic2020')"]
-    rows = published[published["dataset"] == dataset.lower()].reset_index(drop=True)
-    if rows.empty:
-        known = ", ".join(sorted(published["dataset"].unique()))
-        return rows, [f"HiFiC published no points for dataset {dataset!r} (known: {known})"]
-    return rows, []
+    """The published reference points for ``dataset`` (``kodak``, ``div2k``, ``clic2020``): HiFiC's official
+    ``data.csv`` and NeuralCompression's MS-ILLM / No-GAN; an empty table and a note when it has none."""
+    return references.load(dataset)
 
 
 def study_methods() -> pd.DataFrame:

@@ -14,12 +14,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.data import LABELS, METRICS, method_names
+from hific.bench import references
+from hific.bench.set_metrics import FEATURE_DIM, SET_METRICS
 from analysis.factors import factor_text
-from analysis.study import normalized_metric
+from analysis.human import normalized_metric
 from study_app.score import SCALES
 
 PALETTE = px.colors.qualitative.Plotly
-PUBLISHED_STYLE = dict(color="black", symbol="star", size=12)
+# Published reference curves: black, one marker symbol per codec (HiFiC's points as the paper's stars).
+PUBLISHED_SYMBOLS = {"hific": "star", "msillm": "diamond", "noganms": "x"}
 # Default GAN weight of a label without "beta<value>": HiFiC's beta = 0.15, none without a GAN.
 DEFAULT_BETA = {"hific": 0.15, "nogan": 0.0}
 
@@ -40,10 +43,47 @@ def empty_note(fig: go.Figure, text: str, row: int | None = None, col: int | Non
                        font=dict(color="grey"))
 
 
+def unreliable_points(points: pd.DataFrame, metric: str) -> pd.Series:
+    """Which points of a set metric (FID, KID) the summary flags as unreliable (``fid_reliable`` false)."""
+    if metric not in SET_METRICS or "fid_reliable" not in points.columns:
+        return pd.Series(False, index=points.index)
+    return points["fid_reliable"].astype(float) == 0.0
+
+
+def unreliable_note(summary: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """The sentence explaining hollow FID/KID markers, when some are drawn."""
+    drawn = [m for m in SET_METRICS if m in metrics and m in summary.columns]
+    if not drawn:
+        return []
+    flagged = summary[unreliable_points(summary, "fid") & summary[drawn].notna().any(axis=1)]
+    if flagged.empty:
+        return []
+    counts = ", ".join(sorted({str(int(n)) for n in flagged["n_patches"].dropna()}))
+    return [f"hollow FID/KID markers are unreliable: computed on {counts} patches, fewer than the {FEATURE_DIM} "
+            "dimensions of the Inception features, so their covariance estimate is rank-deficient and the values "
+            f"are biased and unstable ({', '.join(method_names(flagged))})"]
+
+
+def published_traces(fig: go.Figure, published: pd.DataFrame, metric: str, shown: set[str], row: int,
+                     col: int) -> int:
+    """Draw each published codec's points for ``metric`` (black, dashed); returns how many curves."""
+    ref = published.dropna(subset=[metric]) if metric in published.columns else published.iloc[0:0]
+    for codec, points in ref.groupby("codec", sort=False):
+        name = references.label(codec)
+        fig.add_trace(go.Scatter(
+            x=points["bpp"], y=points[metric], name=name, legendgroup=name, showlegend=name not in shown,
+            mode="lines+markers", line=dict(color="black", dash="dot", width=1),
+            marker=dict(color="black", symbol=PUBLISHED_SYMBOLS.get(codec, "square"), size=10),
+            text=points["setting"], hovertemplate=f"{name} %{{text}}: %{{x:.3f}} bpp, %{{y:.4g}}"), row=row, col=col)
+        shown.add(name)
+    return ref["codec"].nunique()
+
+
 def rate_figure(summary: pd.DataFrame, metrics: list[str] = METRICS,
                 published: pd.DataFrame | None = None, title: str = "") -> tuple[go.Figure, list[str]]:
-    """Bitrate against each metric, one curve per codec (the paper's Fig. 4 layout), with
-    HiFiC's published points as black stars where ``published`` has them."""
+    """Bitrate against each metric, one curve per codec (the paper's Fig. 4 layout), with the published
+    reference curves (HiFiC, MS-ILLM, No-GAN) in black where ``published`` has them; FID/KID computed on
+    fewer patches than feature dimensions are drawn hollow and explained in a note."""
     notes: list[str] = []
     cols = min(3, len(metrics))
     rows = -(-len(metrics) // cols)
@@ -57,25 +97,21 @@ def rate_figure(summary: pd.DataFrame, metrics: list[str] = METRICS,
         data = summary.dropna(subset=["bpp", metric]) if metric in summary.columns else summary.iloc[0:0]
         for codec, points in data.groupby("codec", sort=True):
             points = points.sort_values("bpp")
+            hollow = unreliable_points(points, metric)
             fig.add_trace(go.Scatter(
                 x=points["bpp"], y=points[metric], name=codec, legendgroup=codec,
                 mode="lines+markers" if len(points) > 1 else "markers", showlegend=codec not in shown,
-                marker=dict(color=colors[codec], size=8), line=dict(color=colors[codec]),
+                marker=dict(color=colors[codec], size=8, symbol=["circle-open" if h else "circle" for h in hollow]),
+                line=dict(color=colors[codec]),
                 text=points["setting"], hovertemplate="%{text}: %{x:.3f} bpp, %{y:.4g}"), row=row, col=col)
             shown.add(codec)
             drawn += 1
-        if published is not None and metric in published.columns and published[metric].notna().any():
-            ref = published.dropna(subset=[metric])
-            fig.add_trace(go.Scatter(
-                x=ref["bpp"], y=ref[metric], name="HiFiC (published)", legendgroup="published",
-                mode="markers", marker=PUBLISHED_STYLE, showlegend="published" not in shown,
-                text=ref["setting"], hovertemplate="published %{text}: %{x:.3f} bpp, %{y:.4g}"),
-                row=row, col=col)
-            shown.add("published")
-            drawn += 1
+        if published is not None:
+            drawn += published_traces(fig, published, metric, shown, row, col)
         if drawn == 0:
             empty_note(fig, f"no {LABELS[metric]} values", row, col)
         fig.update_xaxes(title_text=LABELS["bpp"], row=row, col=col)
+    notes += unreliable_note(summary, metrics)
     single = sorted(c for c, n in summary.groupby("codec")["setting"].nunique().items() if n == 1)
     if single:
         notes.append(f"single point (drawn as a marker, no curve): {', '.join(single)}")
@@ -175,7 +211,13 @@ def study_figure(scores: pd.DataFrame, labels: dict[str, str] | None = None,
     """The paper's Fig. 3: normalised human scores on ``scale`` (best 0, worst 1) with their
     95 % bootstrap error bars (Elo: its spread), next to the methods' metrics normalised the
     same way.  ``labels`` maps a method to its axis label; ``metrics`` is indexed by method
-    with metric columns (FID, KID, LPIPS)."""
+    with metric columns (FID, KID, LPIPS).
+
+    The project's one Fig. 3: the report (``user_study`` notebook) and the study app's admin
+    page both draw it.  Its default scale is the paper-faithful one, Bradley-Terry on the Elo
+    scale: the order-free maximum-likelihood Elo of the CLIC-style study HiFiC ran (Sec. 4.3;
+    Google's elo_rater_model), with intervals as the paper's error bars; sequential Elo
+    depends on the order of the judgements."""
     notes: list[str] = []
     human = SCALES[scale].inverted(scores).sort_values("normalized")
     names = [labels.get(m, m) if labels else m for m in human["method"]]

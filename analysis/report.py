@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 from tqdm import tqdm
 from traitlets.config import Config
 
-from analysis.export import write_atomic
+from hific.image_io import atomic_write_bytes
 from study_app.score import SCALES
 
 ANALYSIS_DIR = Path(__file__).resolve().parent
@@ -120,7 +120,7 @@ def build_report(params: dict[str, object], out: Path, timeout: int = 600) -> Pa
     executed = {name: plotly_outputs_to_html(execute(ANALYSIS_DIR / f"{name}.ipynb", params, timeout))
                 for name in tqdm(NOTEBOOKS, desc="notebooks", unit="nb")}
     title = f"HiFiC analysis of {params.get('results_dir')}"
-    write_atomic(out, render_html(combine(executed, title)).encode("utf-8"))
+    atomic_write_bytes(out, render_html(combine(executed, title)).encode("utf-8"))
     return out
 
 
@@ -134,6 +134,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--published-judgements", type=Path,
                         help="HiFiC's userstudy.json (default: ../shared/data/hific_userstudy/userstudy.json)")
     parser.add_argument("--reference", default="hific", help="codec whose bitrate factors are computed")
+    parser.add_argument("--anchor", default="auto",
+                        help="codec the BD-rates are against (auto, default: bpg, else bpg-x265; none: no BD-rate)")
     parser.add_argument("--baselines", default="bpg,bpg-x265,ms", help="comma-separated baseline codecs")
     parser.add_argument("--variants", default="hific,nogan",
                         help="comma-separated codecs whose settings are trained variants (Fig. 5)")
@@ -177,7 +179,8 @@ def to_params(args: argparse.Namespace) -> dict[str, object]:
     """The notebooks' parameters from the command line (paths made absolute)."""
     return {"results_dir": absolute(args.results_dir), "study": absolute(args.study),
             "dataset": args.dataset, "published_judgements": absolute(args.published_judgements),
-            "reference": args.reference, "baselines": names(args.baselines), "codecs": names(args.variants),
+            "reference": args.reference, "anchor": args.anchor, "baselines": names(args.baselines),
+            "codecs": names(args.variants),
             "static_dir": absolute(args.static_dir), "n_orderings": args.orderings,
             "n_bootstrap": args.bootstrap, "scale": args.scale}
 

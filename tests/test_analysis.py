@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from analysis import data, export, factors, figures, report, study
+from analysis import data, export, factors, figures, human, report
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_PATHS = sorted((REPO / "analysis").glob("*.ipynb"))
@@ -43,7 +43,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory, kodak: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def published_scores(shared_data: Path) -> pd.DataFrame:
-    scores, notes = study.human_scores(shared_data / "hific_userstudy" / "userstudy.json", **FAST_SCORES)
+    scores, notes = human.human_scores(shared_data / "hific_userstudy" / "userstudy.json", **FAST_SCORES)
     assert notes == [] and scores is not None
     return scores
 
@@ -51,11 +51,11 @@ def published_scores(shared_data: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     """A real study database (the study app's) holding HiFiC's published judgements."""
-    from study_app import study as study_app
+    from study_app import studies, transfer
 
-    judgements = study.load_study(shared_data / "hific_userstudy" / "userstudy.json")
-    handle = study_app.create_import_study(tmp_path_factory.mktemp("studies"), "imported")
-    study_app.import_judgements(handle, judgements)
+    judgements = human.load_study(shared_data / "hific_userstudy" / "userstudy.json")
+    handle = studies.create_import_study(tmp_path_factory.mktemp("studies"), "imported")
+    transfer.import_judgements(handle, judgements)
     return handle
 
 
@@ -98,7 +98,8 @@ def test_report_executes_every_notebook(bench: Path, study_db, tmp_path: Path) -
     assert done.returncode == 0, done.stderr[-3000:]
     html = out.read_text(encoding="utf-8")
     assert "<script src=" not in html and html.count('class="plotly-graph-div"') >= 6
-    for text in ("Rate-perception and rate-distortion (kodak)", "HiFiC (published)",
+    for text in ("Rate-perception and rate-distortion (kodak)", "HiFiC (published)", "MS-ILLM (published)",
+                 "No-GAN (published)", "BD-rate against the anchor",
                  "note: fid is not computed for any method",
                  "note: study methods without a benchmark bitrate: ours_gan_high, ",  # the study's names
                  "HiFiC-Mi (0.237 bpp)", "hific:HiFiC-Mi (0.237 bpp): bpg needs &gt;2.1x the bitrate"):
@@ -142,17 +143,17 @@ def test_notebooks_run_with_their_default_parameters(name: str, shared_data: Pat
 
 def test_study_export_scores_like_the_database(study_db, tmp_path: Path) -> None:
     """The app's CSV export and its database give the same scores; excluded raters count in neither."""
-    from study_app import study as study_app
+    from study_app import raters, reports, transfer
 
-    raters = study_app.rater_summary(study_db)
-    study_app.set_excluded(study_db, int(raters["rater_id"].iloc[0]), True)
+    summary = reports.rater_summary(study_db)
+    raters.set_excluded(study_db, int(summary["rater_id"].iloc[0]), True)
     try:
-        export, rows = tmp_path / "judgements.csv", study_app.judgements(study_db)
-        export.write_bytes(study_app.export_bytes(rows, "csv"))
-        from_db, notes_db = study.human_scores(study_db.directory / "study.db", **FAST_SCORES)
-        from_csv, notes_csv = study.human_scores(export, **FAST_SCORES)
+        export, rows = tmp_path / "judgements.csv", reports.judgements(study_db)
+        export.write_bytes(transfer.export_bytes(rows, "csv"))
+        from_db, notes_db = human.human_scores(study_db.directory / "study.db", **FAST_SCORES)
+        from_csv, notes_csv = human.human_scores(export, **FAST_SCORES)
     finally:
-        study_app.set_excluded(study_db, int(raters["rater_id"].iloc[0]), False)
+        raters.set_excluded(study_db, int(summary["rater_id"].iloc[0]), False)
     assert notes_db == notes_csv == []
     kept = rows[~rows["excluded"] & (rows["winner"] != rows["loser"])]  # self-comparisons carry nothing
     assert len(kept) < len(rows) - 300 and from_db["n"].sum() == 2 * len(kept)
@@ -167,10 +168,24 @@ def test_rate_figure_draws_what_it_can(bench: Path) -> None:
     annotations = [a.text for a in fig.layout.annotations]
     assert "no FID values" in annotations and "no KID values" in annotations  # empty panels say why
     lpips_traces = [t for t in fig.data if t.xaxis == "x3"]
-    assert {t.name for t in lpips_traces} == {"webp", "bpg-x265", "HiFiC (published)"}
+    assert {t.name for t in lpips_traces} == {"webp", "bpg-x265", "HiFiC (published)", "MS-ILLM (published)",
+                                              "No-GAN (published)"}
     stars = next(t for t in lpips_traces if t.name == "HiFiC (published)")
     assert list(stars.y) == pytest.approx([0.0686, 0.0428, 0.0278], abs=1e-4)
     assert list(stars.x) == pytest.approx([0.183, 0.351, 0.538], abs=1e-3)
+
+
+def test_unreliable_fid_is_drawn_hollow_and_explained(bench: Path) -> None:
+    """FID on 192 patches (fewer than 2048 feature dimensions): hollow markers and the sentence saying why."""
+    summary = data.load_results(bench).summary.assign(fid=50.0, n_patches=192.0, fid_reliable=0.0)
+    summary.loc[summary["codec"] == "webp", ["n_patches", "fid_reliable"]] = [4096.0, 1.0]
+    fig, notes = figures.rate_figure(summary, ["fid", "psnr"])
+    symbols = {t.name: list(t.marker.symbol) for t in fig.data if t.xaxis == "x"}
+    assert symbols == {"bpg-x265": ["circle-open"] * 2, "jpeg": ["circle-open"] * 2, "webp": ["circle"] * 2}
+    assert all(set(t.marker.symbol) == {"circle"} for t in fig.data if t.xaxis == "x2")  # PSNR is not flagged
+    assert notes[0].startswith("hollow FID/KID markers are unreliable: computed on 192 patches, fewer than the "
+                               "2048 dimensions of the Inception features")
+    assert "bpg-x265:qp30" in notes[0] and "webp" not in notes[0]
 
 
 def test_results_with_bad_tables(tmp_path: Path) -> None:
@@ -178,7 +193,8 @@ def test_results_with_bad_tables(tmp_path: Path) -> None:
     (tmp_path / "per_image.csv").write_text(",".join(data.PER_IMAGE_COLUMNS) + "\n")
     (tmp_path / "images.csv").write_bytes(b"\xff\xfe\x00garbage")
     results = data.load_results(tmp_path)
-    assert "summary.csv lacks column(s) ms_ssim, lpips, fid, kid, n_patches: treated as not computed" in results.notes
+    assert ("summary.csv lacks column(s) ms_ssim, lpips, fid, kid, n_patches, fid_reliable: treated as not computed"
+            in results.notes)
     assert "summary.csv: 1 non-numeric value(s) in column psnr treated as missing" in results.notes
     assert "per_image.csv has no rows" in results.notes
     assert any(n.startswith("images.csv is not a readable CSV") for n in results.notes)
@@ -210,14 +226,14 @@ def test_fig3_reproduction_orders_methods_as_the_paper(published_scores: pd.Data
     assert bt["ours_gan_med"] > bt[["minnen_mse_high", "minnen_mse_med", "minnen_mse_low"]].max()
     assert bt["ours_gan_low"] > bt["ours_lpips_low"]  # the GAN beats no-GAN at the same rate
     fig, notes = figures.study_figure(published_scores)
-    human = fig.data[0]
-    assert notes == [] and human.x[0] == "ours_gan_high" and human.y[0] == 0.0 and max(human.y) == 1.0
-    assert all(np.asarray(human.error_y.array) >= 0) and all(np.asarray(human.error_y.arrayminus) >= 0)
+    bars = fig.data[0]
+    assert notes == [] and bars.x[0] == "ours_gan_high" and bars.y[0] == 0.0 and max(bars.y) == 1.0
+    assert all(np.asarray(bars.error_y.array) >= 0) and all(np.asarray(bars.error_y.arrayminus) >= 0)
 
 
 def test_paper_bitrate_factors_from_human_scores(published_scores: pd.DataFrame) -> None:
     """The paper's headline: HiFiC-Mi is preferred to BPG at 2.1x and to M&S at 1.7x its bitrate."""
-    table, notes = factors.bitrate_factors(study.published_points(published_scores), "human", "hific", ["bpg", "ms"])
+    table, notes = factors.bitrate_factors(human.published_points(published_scores), "human", "hific", ["bpg", "ms"])
     mi = table[table["reference"] == "hific:HiFiC-Mi"].set_index("baseline")
     assert notes == []
     assert mi.loc["bpg", "bound"] == ">" and mi.loc["bpg", "factor"] == pytest.approx(0.504 / 0.237)

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from hific.bench import codecs as codec_registry
-from hific.bench import datasets
-from hific.bench.codecs import CodecUnavailableError, QualityCodec
+from hific.bench import datasets, external, spec_codecs, summary
+from hific.bench.codecs import CodecFamily, QualityFamily
 from hific.bench.metrics import METRICS
+from hific.bench.rate_matching import RelativeRate
 from hific.bench.runner import Method, Run, default_workers
 from hific.errors import HificError, InputError
+
+DEFAULT_CODECS = "hific,bpg"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -25,19 +27,28 @@ class OneLineParser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="benchmarks/run.py", description="Rate-perception benchmark of image codecs "
                       "(PSNR, MS-SSIM, LPIPS per image; FID/KID on 256x256 patches), as in HiFiC's Fig. 4.")
-    p.add_argument("--codecs", default="hific,bpg",
-                   help=f"comma-separated codecs from: {', '.join(codec_registry.CODEC_NAMES)} (default hific,bpg)")
+    p.add_argument("--codecs", default=None,
+                   help=f"comma-separated codecs from: {', '.join(codec_registry.names())} (default "
+                        f"{DEFAULT_CODECS}, or none when --codec-spec or --recon bring their own)")
+    p.add_argument("--codec-spec", action="append", default=[], metavar="SPEC.toml",
+                   help="also run the command-line codec this TOML spec describes (see the README); repeatable")
+    p.add_argument("--recon", action="append", default=[], metavar="NAME:SETTING=DIR",
+                   help="also score reconstructions made elsewhere: DIR/<image stem>.* and the compressed sizes "
+                        "in DIR/bits.csv (image,bytes) or DIR/bitstreams/<image stem>.*; repeatable")
     p.add_argument("--dataset", default=None,
                    help="a directory of images or a named set (kodak) in --data-dir; default: scikit-image's photos")
     p.add_argument("--data-dir", default=None, help="where named sets live (default $HIFIC_DATA or ~/.cache/hific/data)")
     p.add_argument("--settings", action="append", default=[], metavar="[CODEC=]S1,S2",
                    help="explicit settings (qualities like q75/qp32, or model names/checkpoints for learned codecs); "
                         "repeat per codec as CODEC=...; the codec may be left out when only one is run")
-    p.add_argument("--match-bpp", default=None, metavar="B1,B2",
-                   help="for quality-driven codecs: search each image's quality to land closest to these bpp")
+    p.add_argument("--match-bpp", default=None, metavar="B1,xF:CODEC:SETTING",
+                   help="for quality-driven codecs: search each image's quality to land closest to these bpp, or "
+                        "to F times the bpp CODEC:SETTING reached on that image (e.g. x2:hific:hific-lo)")
     p.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated from: {', '.join(METRICS)}")
     p.add_argument("--out", default="results/bench", help="output directory (default results/bench)")
     p.add_argument("--workers", type=int, default=default_workers(), help="processes for the CPU codecs")
+    p.add_argument("--anchor", default="auto", help="codec the BD-rates (bd_rate.csv) are against; auto (default): "
+                   "bpg, else bpg-x265, when run; none: no BD-rate")
     return p
 
 
@@ -60,49 +71,86 @@ def parse_settings(entries: list[str], codec_names: list[str]) -> dict[str, list
     return result
 
 
-def parse_targets(text: str | None) -> list[float]:
+def parse_target(text: str) -> float | RelativeRate:
+    """``0.15`` (bpp) or ``x2:CODEC:SETTING`` (twice the bpp of that method, per image)."""
+    factor, _, reference = text.partition(":")
+    codec, _, setting = reference.partition(":")
+    try:
+        value = float(factor[1:] if reference else factor)
+    except ValueError:
+        value = math.nan
+    well_formed = not reference or (factor.startswith("x") and codec and setting)
+    if not (well_formed and value > 0 and math.isfinite(value)):
+        raise InputError(f"--match-bpp {text!r}: expected a positive bpp or xFACTOR:CODEC:SETTING "
+                         "(e.g. 0.15 or x2:hific:hific-lo)")
+    return RelativeRate(value, codec, setting) if reference else value
+
+
+def parse_targets(text: str | None) -> list[float | RelativeRate]:
+    """The comma-separated targets of ``--match-bpp``."""
     if text is None:
         return []
-    try:
-        targets = [float(v) for v in split_list(text)]
-    except ValueError:
-        raise InputError(f"--match-bpp {text!r}: expected comma-separated numbers of bits per pixel") from None
-    if not targets or any(not t > 0 for t in targets):
-        raise InputError(f"--match-bpp {text!r}: bpp targets must be positive")
+    targets = [parse_target(v) for v in split_list(text)]
+    if not targets:
+        raise InputError(f"--match-bpp {text!r}: no bpp target given")
     return targets
 
 
-def build_methods(names: list[str], settings: dict[str, list[str]], targets: list[float],
-                  warn) -> tuple[list[Method], list[str]]:
-    """The methods to run and the problems met (codecs skipped because unavailable)."""
-    methods, problems = [], []
+def check_references(methods: list[Method], targets: list[float | RelativeRate]) -> None:
+    """Every relative target names a method of this run (not itself rate-matched to another)."""
+    plain = {f"{m.codec.name}:{m.label}" for m in methods if not isinstance(m.target, RelativeRate)}
+    for rate in (t for t in targets if isinstance(t, RelativeRate)):
+        reference = f"{rate.codec}:{rate.setting}"
+        if reference not in plain:
+            raise InputError(f"--match-bpp x{rate.factor:g}:{reference}: no method {reference} in this run "
+                             f"(have {', '.join(sorted(plain))})")
+
+
+def build_methods(names: list[str], settings: dict[str, list[str]], targets: list[float | RelativeRate],
+                  own: dict[str, CodecFamily], recons: list[external.ReconDir], warn) -> list[Method]:
+    """The methods to run: each codec's settings (``own`` holds the spec codecs), then the reconstructions."""
+    methods = []
     for name in names:
-        try:
-            codec = codec_registry.get(name, warn=warn)
-            chosen = settings.get(name)
-            if chosen is None and not (targets and isinstance(codec, QualityCodec)):
-                chosen = codec.default_settings()
-            for setting in chosen or []:
-                codec.check_setting(setting)
-                methods.append(Method(codec, setting))
-            if targets and isinstance(codec, QualityCodec):
-                methods += [Method(codec, codec.setting(codec.quality_range[0]), t) for t in targets]
-        except CodecUnavailableError as e:
-            problems.append(str(e))
-            warn(f"skipped: {e}")
+        codec = own[name] if name in own else codec_registry.get(name, warn=warn)
+        chosen = settings.get(name)
+        if chosen is None and not (targets and isinstance(codec, QualityFamily)):
+            chosen = codec.default_settings()
+        for setting in chosen or []:
+            codec.check_setting(setting)
+            methods.append(Method(codec, setting))
+        if targets and isinstance(codec, QualityFamily):
+            methods += [Method(codec, codec.setting(codec.quality_range[0]), t) for t in targets]
+    methods += [Method(recon, recon.setting) for recon in recons]
+    check_references(methods, targets)
     labels = [(m.codec.name, m.label) for m in methods]
     duplicate = next((key for key in labels if labels.count(key) > 1), None)
     if duplicate:
         raise InputError(f"setting {duplicate[1]!r} of codec {duplicate[0]!r} is given twice")
-    return methods, problems
+    return methods
 
 
-def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    names = split_list(args.codecs)
-    unknown = [n for n in names if n not in codec_registry.CODEC_NAMES]
-    if not names or unknown:
-        raise InputError(f"unknown codec {unknown[0]!r}; choose from {', '.join(codec_registry.CODEC_NAMES)}"
-                         if unknown else "--codecs is empty")
+def load_specs(paths: list[str]) -> dict[str, CodecFamily]:
+    """The codecs of the ``--codec-spec`` files, by name; their names may not shadow registered codecs."""
+    own: dict[str, CodecFamily] = {}
+    for path in paths:
+        codec = spec_codecs.load(Path(path))
+        if codec.name in codec_registry.names() or codec.name in own:
+            raise InputError(f"{path}: codec name {codec.name!r} is taken; give the spec another name")
+        own[codec.name] = codec
+    return own
+
+
+def validate(args: argparse.Namespace, own: dict[str, CodecFamily]) -> tuple[list[str], list[str]]:
+    """The codecs to run (registered ones from ``--codecs``, then the spec codecs) and the metrics."""
+    brought = bool(own or args.recon)
+    names = split_list(DEFAULT_CODECS if args.codecs is None and not brought else args.codecs or "")
+    known = [*codec_registry.names(), *own]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(f"unknown codec {unknown[0]!r}; choose from {', '.join(known)}")
+    names += [n for n in own if n not in names]
+    if not names and not args.recon:
+        raise InputError("--codecs is empty")
     wanted = split_list(args.metrics)
     bad = [m for m in wanted if m not in METRICS]
     if not wanted or bad:
@@ -112,10 +160,6 @@ def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return names, wanted
 
 
-def format_summary(summary: pd.DataFrame) -> str:
-    return summary.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
 
@@ -123,24 +167,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {message}", file=sys.stderr)
 
     try:
-        names, wanted = validate(args)
+        own = load_specs(args.codec_spec)
+        names, wanted = validate(args, own)
         settings = parse_settings(args.settings, names)
         targets = parse_targets(args.match_bpp)
         images = datasets.load(args.dataset, args.data_dir, warn=warn)
-        methods, problems = build_methods(names, settings, targets, warn)
+        recons = [external.ReconDir(*external.parse(entry), images) for entry in args.recon]
+        methods = build_methods(names, settings, targets, own, recons, warn)
         if not methods:
-            raise InputError("no codec could run: " + "; ".join(problems))
+            raise InputError("nothing to run: no codec has a setting")
         result = Run(methods, images, wanted, Path(args.out), args.workers, warn).execute()
     except HificError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         print("interrupted: finished results are cached and in the CSVs; run again to continue", file=sys.stderr)
         return 130
-    print(format_summary(result.summary))
+    print(summary.report(result.summary, Path(args.out), args.dataset, args.anchor))
     print(f"\nwrote {args.out}/per_image.csv, summary.csv, images.csv, originals/ and recon/")
-    problems += result.warnings
-    if problems:
-        print(f"finished with {len(problems)} problem(s), listed above as warnings", file=sys.stderr)
+    if result.warnings:
+        print(f"finished with {len(result.warnings)} problem(s), listed above as warnings", file=sys.stderr)
         return 1
     return 0

@@ -1,15 +1,26 @@
-"""Test images: scikit-image's bundled photos (the embedded default), a directory, or a named set (``kodak``)."""
+"""Test images: scikit-image's bundled photos (the embedded default), a directory, or a named set: ``kodak``
+(24 images, 768x512), ``clic2020`` (CLIC 2020 test, professional + mobile, 428 images) and ``div2k`` (DIV2K
+validation, 100 images), the three evaluation sets of the HiFiC paper (Sec. 4).
+
+A named set is read from ``<data dir>/<name>/`` when that folder exists; otherwise it is downloaded from its
+official URL into a staging folder (archives checked against the size and sha256 that TensorFlow Datasets
+publishes in ``url_checksums/clic.txt`` and ``div2k.txt``), its image count checked, and the folder renamed
+into place, so a set folder is complete or absent.
+"""
 from __future__ import annotations
 
 import hashlib
 import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from hific.errors import InputError
 from hific.image_io import atomic_write_bytes, read_image
@@ -17,8 +28,42 @@ from hific.image_io import atomic_write_bytes, read_image
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".heic", ".avif"}
 # scikit-image photos that ship inside the wheel (no download), in colour and large enough for MS-SSIM.
 EMBEDDED = ("astronaut", "chelsea", "coffee", "immunohistochemistry", "rocket")
+CLIC = "https://data.vision.ee.ethz.ch/cvl/clic/test/"
+DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file of a named set: an image or a zip of images, with its published size and sha256 when known."""
+
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    """A downloadable evaluation set: its files and how many images it holds."""
+
+    downloads: tuple[Download, ...]
+    n_images: int
+
+
 NAMED_SETS = {
-    "kodak": [f"http://r0k.us/graphics/kodak/kodak/kodim{i:02d}.png" for i in range(1, 25)],
+    "kodak": NamedSet(tuple(Download(f"http://r0k.us/graphics/kodak/kodak/kodim{i:02d}.png") for i in range(1, 25)),
+                      24),
+    "clic2020": NamedSet((
+        Download(CLIC + "CLIC2020Mobile_test.zip", 721789976,
+                 "2025f07a6c652270e534640de4271feef3b3dd3260beed4ac4821064837aa732"),
+        Download(CLIC + "CLIC2020Professional_test.zip", 891643809,
+                 "857df244fc2bfa5da28d4c66bf0db16ee99bfc79eb807be8afa89cd507852884")), 428),
+    "div2k": NamedSet((Download(DIV2K + "DIV2K_valid_HR.zip", 448993893,
+                                "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc"),), 100),
 }
 
 
@@ -64,19 +109,57 @@ def data_dir(flag: str | None) -> Path:
     return Path(flag or os.environ.get("HIFIC_DATA") or Path.home() / ".cache" / "hific" / "data")
 
 
-def download_named(name: str, folder: Path) -> None:
-    """Fetch a named set into ``folder`` file by file (each written atomically)."""
-    from tqdm import tqdm
+def fetch(download: Download, target: Path, bar: tqdm) -> None:
+    """Stream one file to ``target`` (through a temporary file beside it), checking its size and sha256."""
+    digest, size = hashlib.sha256(), 0
+    with urllib.request.urlopen(download.url, timeout=30) as response, \
+            tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as out:
+        for block in iter(lambda: response.read(CHUNK), b""):
+            out.write(block)
+            digest.update(block)
+            size += len(block)
+            bar.update(len(block))
+    if (download.size is not None and size != download.size) or download.sha256 not in (None, digest.hexdigest()):
+        Path(out.name).unlink()
+        raise InputError(f"{download.url}: got {size} bytes with sha256 {digest.hexdigest()[:16]}..., expected "
+                         f"{download.size} bytes with sha256 {(download.sha256 or '?')[:16]}...; refusing it")
+    os.replace(out.name, target)
 
-    for url in tqdm(NAMED_SETS[name], desc=f"downloading {name}", unit="img", file=sys.stderr):
-        target = folder / url.rsplit("/", 1)[1]
-        if target.exists():
-            continue
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                atomic_write_bytes(target, response.read())
-        except (urllib.error.URLError, OSError) as e:
-            raise InputError(f"dataset {name!r} is not in {folder.parent} and cannot be downloaded ({e})") from None
+
+def extract_images(archive: Path, folder: Path) -> None:
+    """Write every image of a zip into ``folder`` (flat, each atomically) and delete the zip."""
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            name = Path(member.filename).name
+            if not member.is_dir() and Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith("."):
+                atomic_write_bytes(folder / name, zf.read(member))
+    archive.unlink()
+
+
+def download_named(name: str, folder: Path) -> None:
+    """Fetch a named set into ``folder``: into a staging folder beside it (resumed file by file), then renamed."""
+    named = NAMED_SETS[name]
+    staging = folder.parent / f".{name}.partial"
+    staging.mkdir(parents=True, exist_ok=True)
+    with tqdm(desc=f"downloading {name}", unit="B", unit_scale=True, file=sys.stderr) as bar:
+        for download in named.downloads:
+            target = staging / download.filename
+            done = staging / f".{download.filename}.done"
+            if done.exists() or (target.exists() and target.suffix != ".zip"):
+                continue
+            try:
+                fetch(download, target, bar)
+            except (urllib.error.URLError, OSError) as e:
+                raise InputError(f"dataset {name!r} is not in {folder.parent} and cannot be downloaded ({e})") from None
+            if target.suffix == ".zip":
+                extract_images(target, staging)
+                atomic_write_bytes(done, b"")
+    found = sum(1 for p in staging.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if found != named.n_images:
+        raise InputError(f"dataset {name!r}: the download gave {found} images, expected {named.n_images}")
+    for marker in staging.glob(".*.done"):
+        marker.unlink()
+    os.replace(staging, folder)
 
 
 def load(spec: str | None, data_dir_flag: str | None = None, warn=print) -> list[BenchImage]:

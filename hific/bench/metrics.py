@@ -1,4 +1,5 @@
-"""Image quality metrics of the HiFiC paper (Sec. 4): PSNR, MS-SSIM, LPIPS per image; FID and KID on patches.
+"""Image quality metrics of the HiFiC paper (Sec. 4): PSNR, MS-SSIM, LPIPS per image (here); FID and KID on
+patches (:mod:`hific.bench.set_metrics`).
 
 Every metric compares 8-bit RGB arrays (H, W, 3). The networks are loaded once per process.
 """
@@ -10,14 +11,12 @@ import math
 import numpy as np
 import torch
 
+from hific.bench.set_metrics import SET_METRICS
 from hific.errors import InputError
 
 PER_IMAGE_METRICS = ("psnr", "msssim", "lpips")
-SET_METRICS = ("fid", "kid")
 METRICS = PER_IMAGE_METRICS + SET_METRICS
 MS_SSIM_MIN_SIDE = 161  # pytorch-msssim: the side must exceed (win_size - 1) * 2**4 with 5 scales
-KID_MAX_SUBSET = 1000
-KID_SUBSETS = 100
 
 
 def _check_pair(ref: np.ndarray, rec: np.ndarray) -> None:
@@ -64,50 +63,3 @@ def lpips(ref: np.ndarray, rec: np.ndarray) -> float:
 
 
 PER_IMAGE_FUNCTIONS = {"psnr": psnr, "msssim": ms_ssim, "lpips": lpips}
-
-
-@functools.lru_cache(maxsize=1)
-def _inception() -> torch.nn.Module:
-    from torch_fidelity.utils import create_feature_extractor
-
-    from hific.weights import fid_extractor
-
-    extractor = fid_extractor()
-    return create_feature_extractor(extractor.name, ["2048"], cuda=False, verbose=False,
-                                    feature_extractor_weights_path=extractor.weights_path)
-
-
-def inception_features(patches: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """2048-d pool features of the FID Inception network for (N, H, W, 3) uint8 patches."""
-    net = _inception()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(patches), batch_size):
-            chunk = torch.tensor(patches[start:start + batch_size]).permute(0, 3, 1, 2)
-            out.append(net(chunk)[0].numpy())
-    return np.concatenate(out) if out else np.zeros((0, 2048), dtype=np.float32)
-
-
-def fid(real: np.ndarray, fake: np.ndarray) -> float:
-    """Fréchet Inception Distance between two feature sets (torch-fidelity's statistics)."""
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-
-    if min(len(real), len(fake)) < 2:
-        raise InputError(f"FID needs at least 2 patches per set, got {len(real)} and {len(fake)}")
-    stats = [fid_features_to_statistics(torch.from_numpy(f.astype(np.float64))) for f in (real, fake)]
-    return fid_statistics_to_metric(stats[0], stats[1], verbose=False)[KEY_METRIC_FID]
-
-
-def kid(real: np.ndarray, fake: np.ndarray) -> float:
-    """Kernel Inception Distance (mean over subsets); the subset size shrinks to the smaller set when below 1000."""
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
-
-    subset = min(KID_MAX_SUBSET, len(real), len(fake))
-    if subset < 2:
-        raise InputError(f"KID needs at least 2 patches per set, got {len(real)} and {len(fake)}")
-    result = kid_features_to_metric(torch.from_numpy(real), torch.from_numpy(fake), kid_subset_size=subset,
-                                    kid_subsets=KID_SUBSETS, verbose=False)
-    return result[KEY_METRIC_KID_MEAN]
-
-
-SET_FUNCTIONS = {"fid": fid, "kid": kid}
