@@ -174,11 +174,20 @@ class PillowFamily(QualityFamily):
                            self.quality(setting), self.options)
 
 
-def _run_tool(args: list[str]) -> None:
-    """Run a codec's command line; InputError with its last words when it fails."""
+def run_tool(args: list[str], who: str) -> None:
+    """Run a codec's command line; InputError naming ``who`` and the tool, with its last words, when it fails."""
     result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode != 0:
-        raise InputError(f"{Path(args[0]).name} failed: {(result.stderr or result.stdout).strip()[:200]}")
+        message = " ".join((result.stderr or result.stdout).split())[-200:]
+        raise InputError(f"{who}: {Path(args[0]).name} failed (exit {result.returncode}): {message}")
+
+
+def tool_version(args: list[str]) -> str:
+    """The first line a tool prints for ``args`` (e.g. ``-h``, ``--version``), filesystem-safe; part of the
+    result cache key."""
+    result = subprocess.run(args, capture_output=True, text=True)
+    lines = (result.stdout or result.stderr).strip().splitlines() or ["unknown"]
+    return SAFE_SETTING.sub("_", lines[0].strip())
 
 
 @dataclass(frozen=True)
@@ -195,26 +204,31 @@ class BpgCodec:
         with tempfile.TemporaryDirectory() as tmp:
             src, out = Path(tmp) / "in.png", Path(tmp) / "out.bpg"
             Image.fromarray(rgb, "RGB").save(src)
-            _run_tool([self.encoder, "-q", str(self.qp), "-m", "9", "-f", "444", "-o", str(out), str(src)])
+            run_tool([self.encoder, "-q", str(self.qp), "-m", "9", "-f", "444", "-o", str(out), str(src)], self.name)
             return out.read_bytes()
 
     def decompress(self, data: bytes) -> np.ndarray:
         with tempfile.TemporaryDirectory() as tmp:
             src, out = Path(tmp) / "in.bpg", Path(tmp) / "out.png"
             src.write_bytes(data)
-            _run_tool([self.decoder, "-o", str(out), str(src)])
+            run_tool([self.decoder, "-o", str(out), str(src)], self.name)
             with Image.open(out) as img:
                 return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
-class BpgFamily(QualityFamily):
-    """:class:`BpgCodec` over its QP, through ``bpgenc``/``bpgdec`` on PATH."""
+class QpFamily(QualityFamily):
+    """An HEVC-based codec over its quantiser: ``qpN``, N in 0..51, a larger N giving fewer bytes."""
 
-    name = "bpg"
     prefix = "qp"
     quality_range = (0, 51)
     higher_is_better = False
     defaults = (32, 36, 40, 44)  # ~0.7 to ~0.14 bpp on Kodak: HiFiC's range and twice it
+
+
+class BpgFamily(QpFamily):
+    """:class:`BpgCodec` over its QP, through ``bpgenc``/``bpgdec`` on PATH."""
+
+    name = "bpg"
 
     def __init__(self) -> None:
         self.encoder, self.decoder = shutil.which("bpgenc"), shutil.which("bpgdec")
@@ -223,9 +237,7 @@ class BpgFamily(QualityFamily):
 
     @functools.cached_property
     def _version(self) -> str:
-        result = subprocess.run([self.encoder, "-h"], capture_output=True, text=True)
-        first = (result.stdout or result.stderr).splitlines()[0] if (result.stdout or result.stderr) else "unknown"
-        return "bpgenc-" + SAFE_SETTING.sub("_", first.strip())
+        return "bpgenc-" + tool_version([self.encoder, "-h"])
 
     def at(self, setting: str) -> BpgCodec:
         return BpgCodec(f"bpg-{setting}", self._version, self.encoder, self.decoder, self.quality(setting))
@@ -261,14 +273,10 @@ class BpgX265Codec:
         return np.asarray(heif.to_pillow().convert("RGB"), dtype=np.uint8).copy()
 
 
-class BpgX265Family(QualityFamily):
+class BpgX265Family(QpFamily):
     """:class:`BpgX265Codec` over its QP."""
 
     name = "bpg-x265"
-    prefix = "qp"
-    quality_range = (0, 51)
-    higher_is_better = False
-    defaults = (32, 36, 40, 44)  # ~0.7 to ~0.14 bpp on Kodak: HiFiC's range and twice it
     # bpgenc -m 9 runs x265 with preset "placebo" and tune "ssim"; libheif does not forward the tune, so its
     # effect (no psycho-visual RD, auto-variance AQ) is spelled out; it gains ~0.5 dB at equal bpp.
     ENC_PARAMS = {"preset": "placebo", "tune": "ssim", "x265:psy-rd": "0", "x265:psy-rdoq": "0",

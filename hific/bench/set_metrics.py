@@ -110,8 +110,9 @@ def method_set_metrics(pairs: list[tuple[BenchImage, Path]], wanted: list[str], 
                        warn: Callable[[str], None], where: str) -> dict:
     """``n_patches`` of one method's (original, reconstruction stem) pairs and, for the ``wanted`` set metrics,
     their values and ``fid_reliable``; FID/KID are computed once per set of inputs (cached under ``root``)."""
-    used = [(image, stem) for image, stem in pairs if count_patches(*image.rgb.shape[:2]) > 0]
-    n_patches = sum(count_patches(*image.rgb.shape[:2]) for image, _ in used)
+    counts = [count_patches(*image.rgb.shape[:2]) for image, _ in pairs]
+    used = [pair for pair, n in zip(pairs, counts) if n > 0]
+    n_patches = sum(counts)
     wanted = [m for m in SET_METRICS if m in wanted]
     if not wanted:
         return {"n_patches": n_patches}

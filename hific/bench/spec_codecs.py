@@ -13,7 +13,6 @@ import functools
 import hashlib
 import importlib.resources
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hific.bench.codecs import SAFE_SETTING, CodecFamily, CodecUnavailableError, QualityFamily
+from hific.bench.codecs import SAFE_SETTING, CodecFamily, CodecUnavailableError, QualityFamily, run_tool, tool_version
 from hific.errors import InputError
 from hific.image_io import read_image
 
@@ -170,10 +169,7 @@ class SpecCodec:
         command = [program]
         for word in template[1:]:
             command += list(self.arguments) if word == ARGS else [word.format_map(values)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            message = " ".join((result.stderr or result.stdout).split())[-200:]  # the tool's last words
-            raise InputError(f"{self.spec.name}: {Path(program).name} failed (exit {result.returncode}): {message}")
+        run_tool(command, self.spec.name)
         if not Path(values["output"]).is_file():
             raise InputError(f"{self.spec.name}: {Path(program).name} wrote no {Path(values['output']).name}")
 
@@ -206,10 +202,8 @@ class SpecFamily(CodecFamily):
     def _version(self) -> str:
         if not self.spec.version:
             return f"spec-{self.spec.digest}"
-        result = subprocess.run([_program(self.spec, self.spec.version[0]), *self.spec.version[1:]],
-                                capture_output=True, text=True)
-        lines = (result.stdout or result.stderr).strip().splitlines() or ["unknown"]
-        return f"spec-{self.spec.digest}-{SAFE_SETTING.sub('_', lines[0].strip())[:80].strip('_')}"
+        version = tool_version([_program(self.spec, self.spec.version[0]), *self.spec.version[1:]])
+        return f"spec-{self.spec.digest}-{version[:80].strip('_')}"
 
     def default_settings(self) -> list[str]:
         return list(self.spec.defaults)
