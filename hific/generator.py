@@ -4,7 +4,8 @@ ChannelNorm, conv3x3 to the generator width, ChannelNorm; a stack of residual bl
 (conv3x3, ChannelNorm, ReLU, conv3x3, ChannelNorm, plus skip) with a global skip around the stack;
 four transposed conv3x3 stride-2 layers (each with ChannelNorm and ReLU); conv7x7 to RGB.
 The paper's width is 960 with 9 residual blocks and up-sampling widths 480, 240, 120, 60. The convolutions
-reflect-pad (official code); ModelConfig.generator_padding "zeros" gives NeuralCompression's HiFiCGenerator.
+reflect-pad (this toolkit's default, which its checkpoints were trained with); ModelConfig.generator_padding
+"zeros" is the official code's ``padding="same"`` and NeuralCompression's HiFiCGenerator.
 """
 from __future__ import annotations
 

@@ -76,6 +76,28 @@ def test_small_is_the_same_topology_narrower() -> None:
     assert n_params(small) * 2 < 25e6
 
 
+def test_small_variants_change_only_what_they_name_at_about_the_same_cost() -> None:
+    """``small-wide``: G's high-resolution layers twice as wide, 5 residual blocks, within 10% of ``small``'s
+    FLOPs (E, P and G on a 256x256 crop); ``small-zeros``: the official zero padding, the same weights' shapes."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(name: str) -> int:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            HiFiC.from_config(name)(torch.rand(1, 3, 256, 256))
+        return counter.get_total_flops()
+
+    wide = model_config("small-wide")
+    assert (wide.residual_blocks, wide.generator_up_channels) == (5, (192, 96, 48, 24))
+    assert n_params(HiFiC.from_config("small-wide").generator) == expected_generator(
+        wide.generator_channels, wide.latent_channels, 5, wide.generator_up_channels)
+    assert 0.9 < flops("small-wide") / flops("small") < 1.0
+    zeros = HiFiC.from_config("small-zeros")
+    assert {k: v.shape for k, v in zeros.state_dict().items()} == \
+        {k: v.shape for k, v in HiFiC.from_config("small").state_dict().items()}
+    assert not any(getattr(m, "padding_mode", "zeros") != "zeros" or type(m).__name__.startswith("Reflection")
+                   for m in zeros.modules())
+
+
 def test_channel_norm_matches_its_formula() -> None:
     torch.manual_seed(0)
     cn = ChannelNorm(8, eps=1e-3)

@@ -371,10 +371,30 @@ def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, 
     (["--config", "nogan-lo", "--data", ".", "--crop", "100"], "multiple of 64"),
     (["--config", "nogan-lo", "--data", ".", "--resume"], "no such training checkpoint"),
     (["--config", "nogan-lo"], "give at least one folder"),
+    (["--config", "ms-lo", "--data", ".", "--model", "small-wide"], "whose widths come from its preset"),
 ])
 def test_cli_bad_input_is_one_line(args, message, tmp_path, capsys):
     rc, err = hific_cli(capsys, "train", "--run-dir", str(tmp_path / "r"), *args)
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_model_and_disc_batch_reach_the_run(shared_data, tmp_path, capsys):
+    """``--model`` trains another model configuration from scratch (kept on --resume, which refuses another);
+    ``--disc-batch`` picks D's batch."""
+    run = tmp_path / "wide"
+    common = ["train", "--config", "hific-lo", "--data", str(shared_data / "bsds500" / "val"), "--run-dir", str(run),
+              "--crop", "64", "--batch-size", "2", "--threads", "1", "--device", "cpu"]
+    stage1 = [{"hific-lo": "nogan-lo", str(run): str(tmp_path / "nogan-lo")}.get(a, a) for a in common]
+    assert hific_cli(capsys, *stage1, "--model", "small-wide", "--steps", "1")[0] == 0
+    init = ["--init", str(tmp_path / "nogan-lo" / "last.pt")]
+    assert hific_cli(capsys, *common, *init, "--model", "small-wide", "--disc-batch", "reuse", "--steps", "1")[0] == 0
+    blob = torch.load(run / "last.pt", weights_only=True)
+    assert (blob["config"]["model"], blob["config"]["disc_batch"]) == ("small-wide", "reuse")
+    blocks = {k.split(".")[2] for k in blob["model"] if k.startswith("generator.residual.")}
+    assert blocks == {"0", "1", "2", "3", "4"}  # small-wide: five residual blocks
+    rc, err = hific_cli(capsys, *common, "--model", "small", "--steps", "2", "--resume")
+    assert rc == 2 and "a resumed run keeps its model" in err
+    assert hific_cli(capsys, *common, "--steps", "2", "--resume")[0] == 0
 
 
 def test_an_existing_run_is_not_overwritten(shared_data, tmp_path, capsys):

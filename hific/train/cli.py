@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from hific.config import TRAIN_CONFIGS, TrainConfig, train_config
+from hific.config import MODEL_CONFIGS, TRAIN_CONFIGS, TrainConfig, train_config
 from hific.errors import TrainingError
 
 
@@ -24,11 +24,17 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warm-start", metavar="NAME|PT",
                    help="continue an exported checkpoint of this preset (e.g. the shipped one of the same name): "
                         "its weights, step count and wall time, with fresh optimisers")
+    p.add_argument("--model", choices=sorted(MODEL_CONFIGS), metavar="NAME",
+                   help=f"HiFiC / no-GAN presets: another model configuration ({', '.join(MODEL_CONFIGS)}) for a "
+                        "run from scratch (default: the preset's)")
     p.add_argument("--steps", type=int, help="run length; the schedule's boundaries scale with it")
     p.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
     p.add_argument("--crop", type=int, help="training crop size (multiple of 64)")
     p.add_argument("--lambda-b", type=float, help="rate weight below the target (default 2^-6, official)")
     p.add_argument("--lr", type=float, help="learning rate of E, G, P and D (default 1e-4, official)")
+    p.add_argument("--disc-batch", choices=("own", "reuse"),
+                   help="stage 2: D trains on a batch of its own (default, official) or on the G step's images "
+                        "and detached reconstructions (one E/G forward per step instead of two)")
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (after scaling)")
     p.add_argument("--val-every", type=int, help="steps between validations and snapshots (after scaling)")
     p.add_argument("--val", type=Path, help="folder of held-out validation images")
@@ -58,8 +64,10 @@ def _overrides(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
         raise TrainingError(f"--crop {args.crop}: must be a positive multiple of 64")
     if args.batch_size is not None and args.batch_size < 1:
         raise TrainingError("--batch-size must be positive")
-    kw = {"batch_size": args.batch_size, "crop": args.crop, "lambda_b": args.lambda_b, "lr": args.lr,
-          "ckpt_every": args.ckpt_every, "val_every": args.val_every}
+    if args.model is not None and cfg.kind != "hific":
+        raise TrainingError(f"--model: {cfg.name} is M&S, whose widths come from its preset")
+    kw = {"model": args.model, "batch_size": args.batch_size, "crop": args.crop, "lambda_b": args.lambda_b,
+          "lr": args.lr, "disc_batch": args.disc_batch, "ckpt_every": args.ckpt_every, "val_every": args.val_every}
     new = dataclasses.replace(cfg, **{k: v for k, v in kw.items() if v is not None})
     return scale_lr(new, new.batch_size / cfg.batch_size, args.lr_scaling) if args.lr_scaling != "none" else new
 
@@ -91,7 +99,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     if not args.data:
         raise TrainingError("--data: give at least one folder of training images")
     if args.resume:
-        cfg = _overrides(TrainConfig.from_dict(read_training_checkpoint(ckpt)["config"]), args)
+        cfg = TrainConfig.from_dict(read_training_checkpoint(ckpt)["config"])
+        if args.model not in (None, cfg.model):
+            raise TrainingError(f"--model {args.model}: {run_dir} trains {cfg.model!r}; a resumed run keeps its model")
+        cfg = _overrides(cfg, args)
     else:
         if ckpt.exists():
             raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or another --run-dir")
