@@ -78,6 +78,23 @@ def kodak_features(kodak) -> tuple[np.ndarray, np.ndarray]:
     return real, fake
 
 
+def test_inception_features_are_torch_fidelity_s(kodak):
+    """The folded, channels-last network gives torch-fidelity's own extractor's features (1e-5 relative)."""
+    from torch_fidelity.utils import create_feature_extractor
+
+    from hific.weights import fid_extractor
+
+    extractor = fid_extractor()
+    theirs = create_feature_extractor(extractor.name, ["2048"], cuda=False, verbose=False,
+                                      feature_extractor_weights_path=extractor.weights_path).eval()
+    patches = extract_patches(read_image(kodak / "kodim07.png"))[:4]
+    with torch.inference_mode():
+        want = theirs(torch.from_numpy(patches).permute(0, 3, 1, 2).contiguous())[0].numpy()
+    got = set_metrics.inception_features(patches)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in set_metrics._inception().modules())
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
 def test_fid_of_a_patch_set_against_itself_is_about_zero(kodak_features):
     real, fake = kodak_features
     assert real.shape == (24, set_metrics.FEATURE_DIM) and real.dtype == np.float32

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -27,6 +27,7 @@ from hific.bench.cache import entry_dir, read_json, write_json
 from hific.bench.codecs import Coder
 from hific.bench.columns import IMAGES_COLUMNS, PER_IMAGE_COLUMNS, SUMMARY_COLUMNS
 from hific.bench.datasets import BenchImage
+from hific.bench.patches import count_patches
 from hific.bench.rate_matching import RelativeRate, bpp_of, search_quality
 from hific.errors import HificError, InputError
 from hific.image_io import atomic_write_bytes, read_image, write_png
@@ -91,9 +92,46 @@ def resolve_setting(method: Method, image: BenchImage, cache: Path) -> str:
     return found["setting"]
 
 
-def run_task(method: Method, image: BenchImage, cache: Path) -> dict:
-    """Resolve the setting and code one image; the unit of work of the worker pool."""
+def wants_features(wanted: list[str]) -> bool:
+    """Whether the run computes FID/KID, so that every image's patch features are needed."""
+    return any(m in set_metrics.SET_METRICS for m in wanted)
+
+
+def measure_task(record: dict, image: BenchImage, wanted: list[str], where: str) -> tuple[dict, list[str]]:
+    """The per-image metrics a coded image's cache entry lacks and, for FID/KID, its patch features (cached
+    beside it); returns the record and the warnings. Runs in the worker pool, beside the coding."""
+    warnings: list[str] = []
+    record = add_image_metrics(record, image, wanted, warnings.append, where)
+    if wants_features(wanted) and count_patches(*image.rgb.shape[:2]):
+        set_metrics.recon_features(Path(record["stem"]))
+    return record, warnings
+
+
+def run_task(method: Method, image: BenchImage, cache: Path, wanted: list[str], where: str) -> tuple[dict, list[str]]:
+    """Resolve the setting, code one image and measure it; the unit of work of the worker pool."""
+    return measure_task(code_image(method, image, cache), image, wanted, where)
+
+
+def code_image(method: Method, image: BenchImage, cache: Path) -> dict:
+    """Resolve the setting and code one image (or reuse the cache)."""
     return code_one(method.codec, resolve_setting(method, image, cache), image, cache)
+
+
+def original_features_task(image: BenchImage, root: Path) -> None:
+    """Cache the reference side's patch features of one original (FID/KID), in the worker pool."""
+    set_metrics.original_features(image, root)
+
+
+class InlineExecutor(Executor):
+    """The worker pool's interface for ``--workers 1``: every task runs at once in this process."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as e:  # re-raised by future.result(), as from a process pool
+            future.set_exception(e)
+        return future
 
 
 def _worker_init() -> None:
@@ -211,25 +249,35 @@ class Run:
         self.warn(f"{method.codec.name}:{method.label} on {self.images[ii].name}: {error}")
 
     def execute(self) -> RunResult:
-        """Run everything (resuming from the cache) and write the CSVs."""
+        """Run everything (resuming from the cache) and write the CSVs.
+
+        The worker pool codes the classical codecs and measures every coded image (per-image metrics and, for
+        FID/KID, patch features) while this process codes with the learned codecs, so that neither waits for
+        the other; FID/KID at the end only compare cached features."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.write_originals()
         pairs = [(mi, ii) for mi in range(len(self.methods)) for ii in range(len(self.images))]
         relative = [p for p in pairs if isinstance(self.methods[p[0]].target, RelativeRate)]
         completed = False
         try:
-            with tqdm(total=len(pairs), desc="coding + metrics", unit="img") as bar:
+            with self._pool() as pool, tqdm(total=len(pairs), desc="coding + metrics", unit="img") as bar:
+                references = [pool.submit(original_features_task, image, self.cache) for image in self.images
+                              if wants_features(self.wanted)]
                 for phase in ([p for p in pairs if p not in relative], relative):  # references first
-                    self._run_pooled([p for p in phase if not self.methods[p[0]].codec.in_process], bar)
-                    for mi, ii in (p for p in phase if self.methods[p[0]].codec.in_process):
-                        self._run_local(mi, ii)
-                        bar.update()
+                    self._run_phase(phase, pool, bar)
+                for future in references:
+                    future.result()
             completed = True
         finally:
             if not completed:
                 self.write_tables(with_set_metrics=False)
         summary = self.write_tables(with_set_metrics=True)
         return RunResult(self.per_image(), summary, self.warnings)
+
+    def _pool(self) -> Executor:
+        if self.workers == 1:
+            return InlineExecutor()
+        return ProcessPoolExecutor(self.workers, initializer=_worker_init)
 
     def task(self, mi: int, ii: int) -> Method:
         """The method that codes image ``ii``: a relative rate becomes that multiple of the reference's bpp."""
@@ -243,41 +291,52 @@ class Run:
             raise InputError(f"{rate.codec}:{rate.setting} has no bpp on {self.images[ii].name} to match")
         return replace(method, target=rate.factor * rows[0]["bpp"])
 
-    def _run_local(self, mi: int, ii: int) -> None:
-        try:
-            record = run_task(self.task(mi, ii), self.images[ii], self.cache)
-            self.finish_pair(mi, ii, record)
-        except HificError as e:
-            self._failed(mi, ii, e)
+    def where(self, mi: int, ii: int) -> str:
+        return f"{self.methods[mi].codec.name}:{self.methods[mi].label} on {self.images[ii].name}"
 
-    def _run_pooled(self, pairs: list[tuple[int, int]], bar: tqdm) -> None:
-        if not pairs:
-            return
-        if self.workers == 1:
+    def _run_phase(self, pairs: list[tuple[int, int]], pool: Executor, bar: tqdm) -> None:
+        """Code and measure ``pairs``: classical codecs as pool tasks, learned ones here (then measured in the
+        pool); results are collected as they finish."""
+        futures: dict[Future, tuple[int, int]] = {}
+        try:
             for mi, ii in pairs:
-                self._run_local(mi, ii)
-                bar.update()
-            return
-        with ProcessPoolExecutor(self.workers, initializer=_worker_init) as pool:
-            futures: dict[Future, tuple[int, int]] = {}
+                if not self.methods[mi].codec.in_process:
+                    self._submit(futures, (mi, ii), bar, lambda mi=mi, ii=ii: pool.submit(
+                        run_task, self.task(mi, ii), self.images[ii], self.cache, self.wanted, self.where(mi, ii)))
             for mi, ii in pairs:
-                try:
-                    futures[pool.submit(run_task, self.task(mi, ii), self.images[ii], self.cache)] = (mi, ii)
-                except HificError as e:
-                    self._failed(mi, ii, e)
-                    bar.update()
+                if self.methods[mi].codec.in_process:
+                    self._submit(futures, (mi, ii), bar, lambda mi=mi, ii=ii: pool.submit(
+                        measure_task, code_image(self.task(mi, ii), self.images[ii], self.cache),
+                        self.images[ii], self.wanted, self.where(mi, ii)))
+            self._collect(futures, bar, wait=True)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+    def _submit(self, futures: dict[Future, tuple[int, int]], pair: tuple[int, int], bar: tqdm,
+                submit: Callable[[], Future]) -> None:
+        """Submit one pair's task, then finish whichever tasks are done (with ``--workers 1``: this one)."""
+        try:
+            futures[submit()] = pair
+        except HificError as e:
+            self._failed(*pair, e)
+            bar.update()
+        self._collect(futures, bar, wait=False)
+
+    def _collect(self, futures: dict[Future, tuple[int, int]], bar: tqdm, wait: bool) -> None:
+        """Finish the pairs whose tasks are done (all of them, when ``wait``)."""
+        done = list(as_completed(futures)) if wait else [f for f in futures if f.done()]
+        for future in done:
+            mi, ii = futures.pop(future)
             try:
-                for future in as_completed(futures):
-                    mi, ii = futures[future]
-                    try:
-                        self.finish_pair(mi, ii, future.result())
-                    except HificError as e:
-                        self._failed(mi, ii, e)
-                    bar.update()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+                record, warnings = future.result()
+                for message in warnings:
+                    self.warn(message)
+                self.finish_pair(mi, ii, record)
+            except HificError as e:
+                self._failed(mi, ii, e)
+            bar.update()
 
 
 def default_workers() -> int:
