@@ -7,6 +7,8 @@ its official code (tensorflow/compression, models/hific/archs.py):
   9 residual blocks, hyperprior with 320 filters, D: 64-128-256-512).
 * ``small``: the same topology, five times narrower, for CPU work and the shipped checkpoints
   (checkpoint <= 25 MB in half precision, about a second per Kodak image on 2 CPU cores).
+* ``small-wide`` and ``small-zeros``: ``small`` with wider high-resolution layers in G and 5 residual blocks, or
+  with the official zero padding: variants compared from scratch at equal CPU time (README "Training").
 * ``neuralcompression`` and ``port``: the ``paper`` widths with the architecture variants of the two published
   re-implementations whose weights :mod:`hific.published` converts (NeuralCompression's MS-ILLM / No-GAN models,
   the PyTorch port's HIFIC-low/med/high). Every variant is an option of :class:`ModelConfig` whose default is
