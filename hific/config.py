@@ -208,7 +208,8 @@ class TrainConfig:
     lr_decay: float = 0.1
     # Stage 2 only: "own" gives D its own batch of the same size (official code: batch_size x 2 images per
     # step, E/G run on D's half without gradients); "reuse" trains D on the G step's detached
-    # reconstructions of the same batch. On 2 CPU cores "own" costs 2% more per step (benchmarks/train_speed.py).
+    # reconstructions of the same batch. On 2 CPU cores "own" costs 13% more per step (benchmarks/train_speed.py)
+    # and, at equal wall time, gave the better model (README "D's batch").
     disc_batch: str = "own"
     # Stage 2 only: train G alone, E and P frozen (MS-ILLM): the rate is fixed, G sees exactly the
     # decoder's input (means from the quantised z), and no gradient flows through E or P.

@@ -261,8 +261,8 @@ class Run:
         completed = False
         try:
             with self._pool() as pool, tqdm(total=len(pairs), desc="coding + metrics", unit="img") as bar:
-                references = [pool.submit(original_features_task, image, self.cache) for image in self.images
-                              if wants_features(self.wanted)]
+                references = ([pool.submit(original_features_task, image, self.cache) for image in self.images]
+                              if wants_features(self.wanted) else [])
                 for phase in ([p for p in pairs if p not in relative], relative):  # references first
                     self._run_phase(phase, pool, bar)
                 for future in references:
