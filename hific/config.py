@@ -7,8 +7,9 @@ its official code (tensorflow/compression, models/hific/archs.py):
   9 residual blocks, hyperprior with 320 filters, D: 64-128-256-512).
 * ``small``: the same topology, five times narrower, for CPU work and the shipped checkpoints
   (checkpoint <= 25 MB in half precision, about a second per Kodak image on 2 CPU cores).
-* ``small-wide`` and ``small-zeros``: ``small`` with wider high-resolution layers in G and 5 residual blocks, or
-  with the official zero padding: variants compared from scratch at equal CPU time (README "Training").
+* ``small-wide``, ``small-zeros`` and ``small-wide-zeros``: ``small`` with wider high-resolution layers in G and 5
+  residual blocks, with the official zero padding, or both: variants compared from scratch at equal CPU time
+  (README "Training").
 * ``neuralcompression`` and ``port``: the ``paper`` widths with the architecture variants of the two published
   re-implementations whose weights :mod:`hific.published` converts (NeuralCompression's MS-ILLM / No-GAN models,
   the PyTorch port's HIFIC-low/med/high). Every variant is an option of :class:`ModelConfig` whose default is
@@ -114,11 +115,13 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
 # Variants of ``small`` for the short-budget comparisons (README "Training"): G's high-resolution layers twice as
 # wide (24-192 instead of 12-96 channels) with 5 instead of 9 residual blocks (the PyTorch port notes that quality
 # saturates at 5): 5.3 instead of 5.6 GFLOP for E, P and G on a 256x256 crop; and the official code's zero padding
-# in every convolution (E's conv7x7 and G reflect-pad here).
+# in every convolution (E's conv7x7 and G reflect-pad here); and both together.
 MODEL_CONFIGS["small-wide"] = dataclasses.replace(
     MODEL_CONFIGS["small"], name="small-wide", residual_blocks=5, generator_up_channels=(192, 96, 48, 24))
 MODEL_CONFIGS["small-zeros"] = dataclasses.replace(
     MODEL_CONFIGS["small"], name="small-zeros", encoder_first_padding="zeros", generator_padding="zeros")
+MODEL_CONFIGS["small-wide-zeros"] = dataclasses.replace(
+    MODEL_CONFIGS["small-wide"], name="small-wide-zeros", encoder_first_padding="zeros", generator_padding="zeros")
 # NeuralCompression's HiFiCAutoencoder (neuralcompression/models/_hific_encoder_decoder.py): zero padding everywhere.
 MODEL_CONFIGS["neuralcompression"] = dataclasses.replace(
     MODEL_CONFIGS["paper"], name="neuralcompression", encoder_first_padding="zeros", generator_padding="zeros")
@@ -164,6 +167,10 @@ def model_config(name: str) -> ModelConfig:
 MS_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 # M&S widths (N, M) per model size: CompressAI's qualities 1-4 and 5-8 (Minnen et al. 2018).
 MS_WIDTHS = {"small": (128, 192), "paper": (192, 320)}
+# The networks of the plain-named HiFiC and no-GAN presets (``nogan-lo``, ``hific-lo``...) in a run from scratch:
+# the ``small`` variant that learned fastest at equal CPU time (README "Model variants from scratch"). A run from
+# --init or --warm-start trains its starting point's networks, so the shipped ``small`` checkpoints stay ``small``.
+SMALL_PRESET_MODEL = "small-zeros"
 # HiFiC's rate targets r_t (bpp) and the rate weight lambda_a above the target (paper Sec. 3, Table 2).
 RATE_TARGETS = {"lo": (0.14, 2.0), "mi": (0.30, 1.0), "hi": (0.45, 0.5)}
 
@@ -273,13 +280,15 @@ def _illm(cfg: TrainConfig) -> TrainConfig:
 
 def _train_configs() -> dict[str, TrainConfig]:
     """hific-{lo,mi,hi}, nogan-{lo,mi,hi}, ms-{lo,mi,hi} (official recipes), hific-/nogan-*-illm (MS-ILLM's
-    recipe); plain names are ``small``, a ``-paper`` suffix the paper's size."""
+    recipe); plain names are the small size (HiFiC / no GAN: :data:`SMALL_PRESET_MODEL`; M&S: ``small``), a
+    ``-paper`` suffix the paper's."""
     out: dict[str, TrainConfig] = {}
     for size, suffix in (("small", ""), ("paper", "-paper")):
+        net = SMALL_PRESET_MODEL if size == "small" else size
         for tag, (target, lam_a) in RATE_TARGETS.items():
             nogan = f"nogan-{tag}{suffix}"
-            stage1 = TrainConfig(nogan, model=size, gan=False, target_bpp=target, lambda_a=lam_a)
-            stage2 = TrainConfig(f"hific-{tag}{suffix}", model=size, gan=True, init_from=nogan, target_bpp=target,
+            stage1 = TrainConfig(nogan, model=net, gan=False, target_bpp=target, lambda_a=lam_a)
+            stage2 = TrainConfig(f"hific-{tag}{suffix}", model=net, gan=True, init_from=nogan, target_bpp=target,
                                  lambda_a=lam_a)
             for cfg in (stage1, stage2, _illm(stage1), _illm(stage2)):
                 out[cfg.name] = cfg

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hific.cli import main
-from hific.config import TrainConfig, train_config
+from hific.config import SMALL_PRESET_MODEL, TrainConfig, model_config, train_config
 from hific.errors import TrainingError
 from hific.train import rate_control
 from hific.train.checkpoints import export
@@ -225,6 +225,10 @@ def test_warm_start_of_a_stage_2_export_keeps_its_stage_1_origin(train_dir, lpip
     meta = hific.load("hific-lo").metadata
     t = make(train_config("hific-lo").scaled(2 * meta["steps"]), train_dir, lpips_net, tmp_path, warm_start="hific-lo")
     assert t.init_info == meta["init"] and t.init_info["config"] == "nogan-lo"
+    # the preset trains SMALL_PRESET_MODEL from scratch; continuing the shipped export keeps its `small` networks
+    assert train_config("hific-lo").model == SMALL_PRESET_MODEL != "small"
+    assert t.cfg.model == meta["train_config"]["model"] == "small"
+    assert t.model.config == model_config("small") and t.model.config.generator_padding == "reflect"
 
 
 def test_trainer_switches_lambda_on_the_real_bpp_estimate(train_dir, lpips_net, batch, tmp_path):
@@ -394,6 +398,9 @@ def test_cli_model_and_disc_batch_reach_the_run(shared_data, tmp_path, capsys):
     assert blocks == {"0", "1", "2", "3", "4"}  # small-wide: five residual blocks
     rc, err = hific_cli(capsys, *common, "--model", "small", "--steps", "2", "--resume")
     assert rc == 2 and "a resumed run keeps its model" in err
+    other = [str(tmp_path / "other") if a == str(run) else a for a in common]
+    rc, err = hific_cli(capsys, *other, *init, "--model", "small", "--steps", "1")  # init: a small-wide run
+    assert rc == 2 and "a run goes on with its starting point's model" in err and len(err.strip().splitlines()) == 1
     assert hific_cli(capsys, *common, "--steps", "2", "--resume")[0] == 0
 
 

@@ -88,6 +88,16 @@ def resume(trainer: Trainer, path: Path) -> None:
         torch.cuda.set_rng_state(blob["rng_cuda"], t.device)
 
 
+def model_of(source: str | Path) -> str | None:
+    """The model configuration of a run's starting point (a stage-1 training checkpoint, or an export: a shipped
+    name or a path), which the run goes on training whatever its preset's default; None when the file does not
+    name one (a converted published file)."""
+    path = Path(source)
+    if path.exists() and "model" in (blob := read_blob(path, TrainingError, "checkpoint")) and "step" in blob:
+        return blob["config"].get("model")
+    return resolve(source)[2].get("train_config", {}).get("model")
+
+
 def init_from(trainer: Trainer, source: str | Path) -> None:
     """Stage 2 starts from the E, G, P weights (not the optimisers or step) of a stage-1 training checkpoint,
     or of an exported checkpoint (a shipped name or a path) of the same model, e.g. ``hific-mi`` from

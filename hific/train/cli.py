@@ -26,7 +26,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                         "its weights, step count and wall time, with fresh optimisers")
     p.add_argument("--model", choices=sorted(MODEL_CONFIGS), metavar="NAME",
                    help=f"HiFiC / no-GAN presets: another model configuration ({', '.join(MODEL_CONFIGS)}) for a "
-                        "run from scratch (default: the preset's)")
+                        "run from scratch (default: the preset's; a run from --init or --warm-start trains its "
+                        "starting point's)")
     p.add_argument("--steps", type=int, help="run length; the schedule's boundaries scale with it")
     p.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
     p.add_argument("--crop", type=int, help="training crop size (multiple of 64)")
@@ -120,6 +121,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise TrainingError("--time-budget must be positive (seconds)")
     trainer = Trainer(cfg, args.data, run_dir, device=args.device, val_files=val, init=init, workers=args.workers,
                       warm_start=args.warm_start, stream=True if args.stream else None, compile=args.compile)
+    if args.model not in (None, trainer.cfg.model):
+        raise TrainingError(f"--model {args.model}: {args.warm_start or init} is a {trainer.cfg.model} checkpoint; "
+                            "a run goes on with its starting point's model")
     if args.resume:
         trainer.resume(ckpt)
     trainer.fit(args.time_budget)

@@ -11,6 +11,7 @@ checkpoints are :mod:`hific.train.checkpoints`', the processes :mod:`hific.train
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -59,6 +60,9 @@ class Trainer:
                  val_files: list[Path] | None = None, init: str | Path | None = None, workers: int = 0,
                  lpips_net: nn.Module | None = None, progress: bool = True, warm_start: str | None = None,
                  stream: bool | None = None, compile: bool = False) -> None:
+        start = init if init is not None else warm_start
+        if start is not None and (model := checkpoints.model_of(start)) is not None:
+            cfg = dataclasses.replace(cfg, model=model)  # a run goes on with its starting point's networks
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.placement = Placement.setup(device)
