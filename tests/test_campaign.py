@@ -3,6 +3,7 @@ into bounded pieces and joining them again."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 import hific
+from hific import zoo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,12 +24,27 @@ def test_campaign_trains_exports_measures_and_packs_within_the_limits(shared_dat
     for stem in ("kodim05", "kodim23"):
         shutil.copy(shared_data / "kodak" / f"{stem}.png", kodak)
     data = shared_data / "bsds500" / "val"
-    out, work = tmp_path / "out", tmp_path / "work"
+    out, kit = tmp_path / "out", tmp_path / "carry"
     common = f"--device cpu --threads 1 --crop 64 --batch-size 2 --data {data} --val {data} --val-count 1"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "campaign.py"), "run", "--out", str(out), "--work", str(work),
-           "--time-budget", "4", "--kodak", str(kodak), "--piece-mib", "8", "--common", common,
-           "--run", "hific-lo --warm-start hific-lo --steps 100000", "--run", "ms-lo --steps 100000"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    campaign = [sys.executable, str(REPO / "benchmarks" / "campaign.py")]
+    args = ["--time-budget", "4", "--kodak", str(kodak), "--piece-mib", "8", "--common", common,
+            "--run", "hific-lo --warm-start hific-lo --steps 100000", "--run", "ms-lo --steps 100000"]
+    # the kit: everything the runs read, in one folder, within the GPU machine's limit, and the command there
+    packed = subprocess.run([*campaign, "kit", "--into", str(kit), "--no-wheels", *args], capture_output=True,
+                            text=True, cwd=REPO, timeout=300)
+    assert packed.returncode == 0, packed.stderr
+    assert (kit / "start" / "hific-lo.pt").read_bytes() == zoo.shipped()["hific-lo"].read_bytes()
+    images = sorted(p.name for p in data.glob("*.jpg"))
+    assert sorted(p.name for p in (kit / "data" / "0-val").iterdir()) == images
+    assert [p.name for p in (kit / "val").iterdir()] == images[:1]  # --val-count 1: the trainer's one image
+    assert (kit / "cache" / "converted" / "lpips-alex-backbone.pt").is_file()
+    assert "travel" in packed.stdout and str(shared_data) not in (kit / "run.sh").read_text()
+    over = subprocess.run([*campaign, "kit", "--into", str(tmp_path / "big"), "--no-wheels", "--limit-mib", "8", *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert over.returncode == 2 and over.stderr.count("\n") == 1 and "over the 8 MiB limit" in over.stderr
+    # run there (here: on CPU, from the repository's root, with the kit's paths only)
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(kit / "run.sh")], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     files = sorted(p.name for p in out.iterdir())
     assert "campaign.tar.gz" in files and len(files) <= 8

