@@ -78,7 +78,8 @@ def test_small_is_the_same_topology_narrower() -> None:
 
 def test_small_variants_change_only_what_they_name_at_about_the_same_cost() -> None:
     """``small-wide``: G's high-resolution layers twice as wide, 5 residual blocks, within 10% of ``small``'s
-    FLOPs (E, P and G on a 256x256 crop); ``small-zeros``: the official zero padding, the same weights' shapes."""
+    FLOPs (E, P and G on a 256x256 crop); ``small-zeros``: the official zero padding, the same weights' shapes;
+    ``small-wide-zeros``: both."""
     from torch.utils.flop_counter import FlopCounterMode
 
     def flops(name: str) -> int:
@@ -94,8 +95,14 @@ def test_small_variants_change_only_what_they_name_at_about_the_same_cost() -> N
     zeros = HiFiC.from_config("small-zeros")
     assert {k: v.shape for k, v in zeros.state_dict().items()} == \
         {k: v.shape for k, v in HiFiC.from_config("small").state_dict().items()}
-    assert not any(getattr(m, "padding_mode", "zeros") != "zeros" or type(m).__name__.startswith("Reflection")
-                   for m in zeros.modules())
+    def zero_padded(model: torch.nn.Module) -> bool:
+        return not any(getattr(m, "padding_mode", "zeros") != "zeros" or type(m).__name__.startswith("Reflection")
+                       for m in model.modules())
+
+    assert zero_padded(zeros) and not zero_padded(HiFiC.from_config("small"))
+    both = HiFiC.from_config("small-wide-zeros")  # ``small-wide-zeros``: both changes
+    assert zero_padded(both) and {k: v.shape for k, v in both.state_dict().items()} == \
+        {k: v.shape for k, v in HiFiC.from_config("small-wide").state_dict().items()}
 
 
 def test_channel_norm_matches_its_formula() -> None:
