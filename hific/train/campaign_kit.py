@@ -91,10 +91,10 @@ def copy_start(source: str, into: Path) -> str:
 
 
 def copy_images(files: list[Path], target: Path) -> None:
-    """Copy image files into one folder, keeping their names (made unique by their parent folder's)."""
+    """Copy image files into one folder, keeping their names (a repeated name gets its position as a prefix)."""
     target.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        name = path.name if not (target / path.name).exists() else f"{path.parent.name}-{path.name}"
+    for i, path in enumerate(files):
+        name = path.name if not (target / path.name).exists() else f"{i}-{path.name}"
         shutil.copyfile(path, target / name)
 
 
