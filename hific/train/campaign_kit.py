@@ -47,6 +47,7 @@ class Kit:
 
     @property
     def total(self) -> int:
+        """Bytes that travel to the machine: the code and every part of the kit."""
         return sum(self.sizes.values())
 
 
@@ -74,6 +75,7 @@ def replace_values(words: list[str], option: str, new: list[str]) -> list[str]:
 
 
 def folder_bytes(path: Path) -> int:
+    """Bytes of every file under ``path``."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
