@@ -404,6 +404,19 @@ def test_cli_model_and_disc_batch_reach_the_run(shared_data, tmp_path, capsys):
     assert hific_cli(capsys, *common, "--steps", "2", "--resume")[0] == 0
 
 
+def test_cli_init_starts_any_preset_from_an_export(shared_data, tmp_path, capsys):
+    """``--init`` starts a stage-1 preset too (nogan-hi from the shipped nogan-lo: its model and weights, step
+    0), and a resumed run refuses it rather than ignoring it."""
+    run = tmp_path / "nogan-hi"
+    common = ["train", "--config", "nogan-hi", "--data", str(shared_data / "bsds500" / "val"), "--run-dir", str(run),
+              "--crop", "64", "--batch-size", "2", "--threads", "1", "--device", "cpu", "--steps", "1"]
+    assert hific_cli(capsys, *common, "--init", "nogan-lo")[0] == 0
+    blob = torch.load(run / "last.pt", weights_only=True)
+    assert blob["step"] == 1 and blob["init"]["config"] == "nogan-lo" and blob["config"]["model"] == "small"
+    rc, err = hific_cli(capsys, *common, "--init", "nogan-lo", "--resume")
+    assert rc == 2 and "--init starts a run" in err and len(err.strip().splitlines()) == 1
+
+
 def test_an_existing_run_is_not_overwritten(shared_data, tmp_path, capsys):
     run = tmp_path / "r"
     run.mkdir()

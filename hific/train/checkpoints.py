@@ -99,9 +99,10 @@ def model_of(source: str | Path) -> str | None:
 
 
 def init_from(trainer: Trainer, source: str | Path) -> None:
-    """Stage 2 starts from the E, G, P weights (not the optimisers or step) of a stage-1 training checkpoint,
-    or of an exported checkpoint (a shipped name or a path) of the same model, e.g. ``hific-mi`` from
-    ``hific-hi``: rate control then moves the rate to this preset's target."""
+    """A run starts at step 0 from the E, G, P weights (not the optimisers or step) of a stage-1 training
+    checkpoint (stage 2), or of an exported checkpoint (a shipped name or a path) of the same model and kind,
+    e.g. ``hific-mi`` from ``hific-hi`` or ``nogan-hi`` from ``nogan-lo``: rate control then moves the rate
+    to this preset's target."""
     path = Path(source)
     if path.exists() and "model" in (blob := read_blob(path, TrainingError, "checkpoint")) and "step" in blob:
         cfg, weights, steps, wall_s = blob["config"], blob["model"], blob["step"], blob["wall_s"]

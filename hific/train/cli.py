@@ -19,8 +19,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", type=Path, help="checkpoints, logs, snapshots (default runs/<config>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--init", metavar="PT|NAME",
-                   help="where stage 2 starts: a stage-1 training checkpoint (default runs/<init config>/last.pt), "
-                        "or an exported checkpoint of the same model (a shipped name or path, e.g. hific-hi)")
+                   help="the weights a run starts from at step 0: for stage 2 a stage-1 training checkpoint (default "
+                        "runs/<init config>/last.pt); for any preset an exported checkpoint of the same model and kind "
+                        "(a shipped name or path, e.g. hific-mi from hific-hi, nogan-hi from nogan-lo)")
     p.add_argument("--warm-start", metavar="NAME|PT",
                    help="continue an exported checkpoint of this preset (e.g. the shipped one of the same name): "
                         "its weights, step count and wall time, with fresh optimisers")
@@ -110,8 +111,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         cfg = _overrides(train_config(args.config), args)
     if args.warm_start and (args.resume or args.init):
         raise TrainingError("--warm-start starts a run: it cannot be combined with --resume or --init")
+    if args.resume and args.init:
+        raise TrainingError("--init starts a run: a resumed run goes on from its own checkpoint")
     init = None
-    if cfg.init_from and not args.resume and not args.warm_start:
+    if (cfg.init_from or args.init) and not args.resume and not args.warm_start:
         init = args.init or run_dir.parent / cfg.init_from / CHECKPOINT
         if args.init is None and not init.exists():
             raise TrainingError(f"stage 2 starts from a stage-1 run: {init} does not exist "

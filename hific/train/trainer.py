@@ -88,7 +88,7 @@ class Trainer:
                       if self.disc is not None else None)
         self.step, self.bad_steps, self.wall_s = 0, 0, 0.0
         self.history: list[dict] = []           # earlier runs this one continues (see warm_start)
-        self.init_info: dict | None = None      # the stage-1 run stage 2 started from (see init_from)
+        self.init_info: dict | None = None      # the run this one started from (see init_from)
         self.val = load_validation(val_files, min(256, cfg.crop * 2)).to(self.device) if val_files else None
         if init is not None:
             checkpoints.init_from(self, init)
