@@ -219,7 +219,7 @@ def study_figure(scores: pd.DataFrame, labels: dict[str, str] | None = None,
     Google's elo_rater_model), with intervals as the paper's error bars; sequential Elo
     depends on the order of the judgements."""
     notes: list[str] = []
-    human = SCALES[scale].inverted(scores).sort_values("normalized")
+    human = SCALES[scale].inverted(scores).sort_values(["normalized", "method"])  # ties: by name, whatever the row order
     names = [labels.get(m, m) if labels else m for m in human["method"]]
     fig = go.Figure(go.Bar(
         x=names, y=human["normalized"], name="human (inverted)", marker_color="lightslategray",
