@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 import hific
 from hific import zoo
@@ -69,3 +70,21 @@ def test_campaign_trains_exports_measures_and_packs_within_the_limits(shared_dat
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "campaign.py"), "join", str(out), "--into",
                           str(tmp_path / "bad")], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "sha256" in bad.stderr
+
+
+def test_a_run_past_its_budget_is_stopped_with_a_checkpoint(shared_data, tmp_path, monkeypatch):
+    """A run that outlasts the campaign (here its own --time-budget overrides the campaign's) gets SIGTERM at
+    budget + GRACE_S / 2, ends its step with a checkpoint and exits 0, well before SIGKILL at budget + GRACE_S."""
+    from hific.train import campaign
+
+    monkeypatch.setattr(campaign, "GRACE_S", 60)
+    data = shared_data / "bsds500" / "val"
+    common = ["--device", "cpu", "--threads", "1", "--crop", "64", "--batch-size", "2", "--data", str(data),
+              "--steps", "100000"]
+    run = campaign.CampaignRun("ms-lo", ("--time-budget", "3600"))
+    codes = campaign.train_all([run], common, tmp_path, budget_s=10)
+    log = (tmp_path / "ms-lo.log").read_text()
+    assert codes == {"ms-lo": 0}, log[-2000:]
+    step = int(log.split("SIGTERM received: stopped at step ")[1].split(",")[0])
+    assert torch.load(tmp_path / "ms-lo" / "last.pt", map_location="cpu", weights_only=True)["step"] == step
+

@@ -159,6 +159,52 @@ def test_time_budget_stops_with_a_checkpoint_that_exports_and_resumes(train_dir,
     assert list(val.columns) == ["step", "wall_s", "bpp", "psnr", "lpips"]
 
 
+def test_stop_requests_catch_the_first_signal_and_hand_the_second_back():
+    import os
+    import signal
+
+    from hific.train.trainer import stop_requests
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_requests() as requests:
+        assert signal.getsignal(signal.SIGTERM) is not before
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert requests == ["SIGTERM"]
+        assert signal.getsignal(signal.SIGTERM) is before   # a second SIGTERM would stop the process as before
+    assert signal.getsignal(signal.SIGTERM) is before
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)   # as under `nohup ... &`: Ctrl-C is not for this job
+    try:
+        with stop_requests():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+
+
+def test_sigterm_stops_the_command_with_a_validated_checkpoint(shared_data, tmp_path):
+    """`kill PID` of a background run: the step in progress ends, is validated and checkpointed, exit status 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run, val = tmp_path / "ms-lo", shared_data / "bsds500" / "val"
+    cmd = [sys.executable, "-m", "hific.cli", "train", "--config", "ms-lo", "--data", str(val), "--run-dir", str(run),
+           "--crop", "64", "--batch-size", "2", "--threads", "1", "--val", str(val), "--val-count", "1",
+           "--val-every", "1", "--steps", "100000", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (run / "val.csv").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-2000:]
+    step = int(out.split("SIGTERM received: stopped at step ")[1].split(",")[0])
+    assert 1 <= step < 100000
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert state["step"] == step
+    assert pd.read_csv(run / "val.csv")["step"].iloc[-1] == step
+
+
 def test_seconds_per_step_times_the_steps_after_a_warm_up(train_dir, lpips_net, tmp_path):
     """The API benchmarks/train_speed.py is a thin CLI over: every remaining step trained, the first untimed."""
     t = make(tiny("nogan-lo", steps=3), train_dir, lpips_net, tmp_path)

@@ -57,24 +57,32 @@ def train_command(run: CampaignRun, common: list[str], work: Path, budget_s: flo
             str(work / run.config), "--time-budget", str(budget_s), *common, *run.options]
 
 
+def ended_by(proc: subprocess.Popen, when: float) -> bool:
+    """Wait for ``proc`` until the monotonic time ``when``; True when it has ended."""
+    try:
+        proc.wait(timeout=max(0.0, when - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def train_all(runs: list[CampaignRun], common: list[str], work: Path, budget_s: float) -> dict[str, int]:
-    """Start every run at once, wait for all (killing any that outlast budget + GRACE_S); exit codes by preset."""
+    """Start every run at once and wait for all; those still going at budget + GRACE_S / 2 get SIGTERM (each
+    stops after its step, with a checkpoint) and those still going at budget + GRACE_S, SIGKILL. Exit codes
+    by preset."""
     work.mkdir(parents=True, exist_ok=True)
-    procs = {}
+    procs, logs = {}, []
     for run in runs:
-        log = open(work / f"{run.config}.log", "wb")
-        procs[run.config] = (subprocess.Popen(train_command(run, common, work, budget_s), stdout=log,
-                                              stderr=subprocess.STDOUT), log)
-    deadline = time.monotonic() + budget_s + GRACE_S
-    codes = {}
-    for name, (proc, log) in procs.items():
-        try:
-            codes[name] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            codes[name] = proc.wait()
+        logs.append(open(work / f"{run.config}.log", "wb"))
+        procs[run.config] = subprocess.Popen(train_command(run, common, work, budget_s), stdout=logs[-1],
+                                             stderr=subprocess.STDOUT)
+    started = time.monotonic()
+    for stop_at, stop in ((started + budget_s + GRACE_S / 2, "terminate"), (started + budget_s + GRACE_S, "kill")):
+        for proc in [p for p in procs.values() if not ended_by(p, stop_at)]:
+            getattr(proc, stop)()
+    for log in logs:
         log.close()
-    return codes
+    return {name: proc.wait() for name, proc in procs.items()}
 
 
 def export_all(runs: list[CampaignRun], work: Path) -> dict[str, Path]:

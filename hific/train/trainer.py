@@ -14,9 +14,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,6 +39,32 @@ from hific.zoo import build_model
 
 # The decoded training set stays on the device when it takes at most this fraction of its (free) memory.
 RESIDENT_FRACTION = 0.25
+
+
+@contextmanager
+def stop_requests() -> Iterator[list[str]]:
+    """Within the block, SIGTERM (and SIGINT, unless this process ignores it, as ``nohup ... &`` makes it)
+    asks for a stop instead of killing: the name of the first signal is appended to the yielded list, and the
+    signal's earlier handling comes back at once, so that a second one stops the process as before. Signals
+    reach Python's main thread only: elsewhere nothing is watched."""
+    requests: list[str] = []
+    main = threading.current_thread() is threading.main_thread()
+    watched = [s for s in (signal.SIGTERM, signal.SIGINT) if main and signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.getsignal(s) for s in watched}
+    previous = {s: signal.SIG_DFL if h is None else h for s, h in previous.items()}
+
+    def request(signum: int, frame: object) -> None:
+        requests.append(signal.Signals(signum).name)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    for s in watched:
+        signal.signal(s, request)
+    try:
+        yield requests
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter], lr: float,
@@ -279,41 +309,43 @@ class Trainer:
             raise TrainingError(f"{self.cfg.name}: no step left to time after the warm-up step")
         return (time.perf_counter() - t0) / (self.step - first)
 
-    def out_of_time(self, started: float, budget: float | None) -> bool:
-        """True once this invocation has trained ``budget`` seconds (agreed by every process under torchrun)."""
-        if budget is None:
-            return False
-        return self.placement.any(time.perf_counter() - started >= budget)
+    def should_stop(self, started: float, budget: float | None, requests: list[str]) -> bool:
+        """True once this invocation has trained ``budget`` seconds or a stop was requested (agreed by every
+        process under torchrun)."""
+        spent = budget is not None and time.perf_counter() - started >= budget
+        return self.placement.any(spent or bool(requests))
 
     def fit(self, time_budget: float | None = None) -> None:
         """Train until ``cfg.steps``, logging (CSV, TensorBoard), validating and checkpointing on the way.
-        With ``time_budget`` (seconds), stop earlier once that much time has passed, with a checkpoint."""
+        With ``time_budget`` (seconds), or on SIGTERM / SIGINT (:func:`stop_requests`), stop earlier after the
+        current step, validated and with a checkpoint."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         run_log = RunLog(self.run_dir, self.step) if self.rank == 0 else None
         bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.name, unit="step", disable=not self.progress,
                    dynamic_ncols=True)
         t0 = started = time.perf_counter()
-        try:
-            for batch in self.batches():
-                log = self.train_step(batch)
-                now = time.perf_counter()
-                self.wall_s, t0 = self.wall_s + now - t0, now
-                bar.update(1)
-                bar.set_postfix({k: f"{log[k]:.4g}" for k in ("loss", "bpp", "lpips", "psnr") if k in log})
-                last = self.out_of_time(started, time_budget)
+        with stop_requests() as requests, bar:
+            try:
+                for batch in self.batches():
+                    log = self.train_step(batch)
+                    now = time.perf_counter()
+                    self.wall_s, t0 = self.wall_s + now - t0, now
+                    bar.update(1)
+                    bar.set_postfix({k: f"{log[k]:.4g}" for k in ("loss", "bpp", "lpips", "psnr") if k in log})
+                    last = self.should_stop(started, time_budget, requests)
+                    if run_log is not None:
+                        self._record(log, run_log, last)
+                    if last:
+                        self.save()
+                        why = f"{requests[0]} received" if requests else f"time budget of {time_budget:g} s reached"
+                        tqdm.write(f"{cfg.name}: {why}: stopped at step {self.step}, checkpoint in {self.run_dir}")
+                        break
+                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                        self.save()
+            finally:
                 if run_log is not None:
-                    self._record(log, run_log, last)
-                if last:
-                    self.save()
-                    tqdm.write(f"{cfg.name}: time budget of {time_budget:g} s reached at step {self.step}")
-                    break
-                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
-                    self.save()
-        finally:
-            bar.close()
-            if run_log is not None:
-                run_log.close()
+                    run_log.close()
 
     def _record(self, log: dict[str, float], run_log: RunLog, last: bool = False) -> None:
         """Log a step (every ``log_every``) and validate (every ``val_every``); the ``last`` step of a run is
