@@ -50,8 +50,7 @@ def stop_requests() -> Iterator[list[str]]:
     requests: list[str] = []
     main = threading.current_thread() is threading.main_thread()
     watched = [s for s in (signal.SIGTERM, signal.SIGINT) if main and signal.getsignal(s) is not signal.SIG_IGN]
-    previous = {s: signal.getsignal(s) for s in watched}
-    previous = {s: signal.SIG_DFL if h is None else h for s, h in previous.items()}
+    previous = {s: signal.getsignal(s) or signal.SIG_DFL for s in watched}   # None: not set from Python
 
     def request(signum: int, frame: object) -> None:
         requests.append(signal.Signals(signum).name)
