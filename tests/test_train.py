@@ -15,7 +15,7 @@ from hific.cli import main
 from hific.config import SMALL_PRESET_MODEL, TrainConfig, model_config, train_config
 from hific.errors import TrainingError
 from hific.train import rate_control
-from hific.train.checkpoints import export
+from hific.train.checkpoints import export, read_training_checkpoint
 from hific.train.data import CropPlan, ResidentImages, StepSampler, StreamedCrops, cut_crop, list_images
 from hific.train.model_card import render
 from hific.train.trainer import Trainer
@@ -200,8 +200,7 @@ def test_sigterm_stops_the_command_with_a_validated_checkpoint(shared_data, tmp_
     assert proc.returncode == 0, out[-2000:]
     step = int(out.split("SIGTERM received: stopped at step ")[1].split(",")[0])
     assert 1 <= step < 100000
-    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
-    assert state["step"] == step
+    assert read_training_checkpoint(run / "last.pt")["step"] == step
     assert pd.read_csv(run / "val.csv")["step"].iloc[-1] == step
 
 

@@ -83,10 +83,12 @@ class Placement:
                 p.grad /= self.world
 
     def any(self, flag: bool) -> bool:
-        """True when ``flag`` is true in some process (so that every process agrees)."""
+        """True when ``flag`` is true in some process (so that every process agrees); one process asks no device
+        (the trainer asks every step, and reading a GPU tensor back would stall it)."""
+        if self.world == 1:
+            return bool(flag)
         value = torch.tensor(float(flag), device=self.device)
-        if self.world > 1:
-            dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value)
 
     def hardware(self) -> str:
