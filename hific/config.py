@@ -232,14 +232,17 @@ class TrainConfig:
     downscale: tuple[float, float] = (0.75, 0.95)
     log_every: int = 100
     val_every: int = 5_000              # validation and an image snapshot of reconstructions
+    # Checkpoints: every ckpt_every steps (the official cadence, not scaled with the run) and at least every
+    # ckpt_minutes of training, so that a short run does not spend its time writing checkpoints.
     ckpt_every: int = 1_000
+    ckpt_minutes: float = 10.0
     max_bad_steps: int = 20              # consecutive non-finite losses before the run stops
     seed: int = 0
 
     @property
     def boundaries(self) -> tuple[str, ...]:
         """Fields that are step counts and scale with the run's length."""
-        return ("lr_decay_step", "lr_warmup", "warmup_steps", "log_every", "val_every", "ckpt_every")
+        return ("lr_decay_step", "lr_warmup", "warmup_steps", "log_every", "val_every")
 
     def scaled(self, steps: int) -> "TrainConfig":
         """The same schedule for a run of ``steps`` steps: every boundary moves proportionally (at least 1)."""

@@ -159,6 +159,19 @@ def test_time_budget_stops_with_a_checkpoint_that_exports_and_resumes(train_dir,
     assert list(val.columns) == ["step", "wall_s", "bpp", "psnr", "lpips"]
 
 
+@pytest.mark.parametrize("minutes, saves", [(60.0, [3]), (0.0, [1, 2, 3])])
+def test_checkpoints_follow_the_step_cadence_and_the_clock(minutes, saves, train_dir, lpips_net, tmp_path,
+                                                           monkeypatch):
+    cfg = dataclasses.replace(tiny("hific-lo", steps=3), ckpt_minutes=minutes)
+    assert cfg.ckpt_every == TrainConfig.ckpt_every   # not scaled down with a short run
+    t = make(cfg, train_dir, lpips_net, tmp_path)
+    saved: list[int] = []
+    real_save = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self, path=None: (saved.append(self.step), real_save(self, path))[1])
+    t.fit()
+    assert saved == saves and read_training_checkpoint(t.run_dir / "last.pt")["step"] == 3
+
+
 def test_stop_requests_catch_the_first_signal_and_hand_the_second_back():
     import os
     import signal

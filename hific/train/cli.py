@@ -37,7 +37,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--disc-batch", choices=("own", "reuse"),
                    help="stage 2: D trains on a batch of its own (default, official) or on the G step's images "
                         "and detached reconstructions (one E/G forward per step instead of two)")
-    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (after scaling)")
+    p.add_argument("--ckpt-every", type=int, help=f"steps between checkpoints (default {TrainConfig.ckpt_every}, not scaled "
+                   f"with --steps; one is also written every {TrainConfig.ckpt_minutes:g} minutes)")
     p.add_argument("--val-every", type=int, help="steps between validations and snapshots (after scaling)")
     p.add_argument("--val", type=Path, help="folder of held-out validation images")
     p.add_argument("--val-count", type=int, default=4, help="how many of the --val images to use")

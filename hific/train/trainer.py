@@ -323,7 +323,7 @@ class Trainer:
         run_log = RunLog(self.run_dir, self.step) if self.rank == 0 else None
         bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.name, unit="step", disable=not self.progress,
                    dynamic_ncols=True)
-        t0 = started = time.perf_counter()
+        t0 = started = saved = time.perf_counter()
         with stop_requests() as requests, bar:
             try:
                 for batch in self.batches():
@@ -340,8 +340,10 @@ class Trainer:
                         why = f"{requests[0]} received" if requests else f"time budget of {time_budget:g} s reached"
                         tqdm.write(f"{cfg.name}: {why}: stopped at step {self.step}, checkpoint in {self.run_dir}")
                         break
-                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                    if (self.step % cfg.ckpt_every == 0 or self.step == cfg.steps
+                            or now - saved >= 60 * cfg.ckpt_minutes):
                         self.save()
+                        saved = time.perf_counter()
             finally:
                 if run_log is not None:
                     run_log.close()
