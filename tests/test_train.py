@@ -434,6 +434,8 @@ def test_cli_trains_resumes_and_exports_a_loadable_model(shared_data, tmp_path, 
     (["--config", "nogan-lo", "--data", ".", "--resume"], "no such training checkpoint"),
     (["--config", "nogan-lo"], "give at least one folder"),
     (["--config", "ms-lo", "--data", ".", "--model", "small-wide"], "whose widths come from its preset"),
+    (["--config", "ms-lo", "--data", ".", "--target-bpp", "0.3"], "for HiFiC and no-GAN presets (ms-lo is ms)"),
+    (["--config", "nogan-lo", "--data", ".", "--target-bpp", "0"], "a positive rate target"),
 ])
 def test_cli_bad_input_is_one_line(args, message, tmp_path, capsys):
     rc, err = hific_cli(capsys, "train", "--run-dir", str(tmp_path / "r"), *args)
@@ -464,13 +466,14 @@ def test_cli_model_and_disc_batch_reach_the_run(shared_data, tmp_path, capsys):
 
 def test_cli_init_starts_any_preset_from_an_export(shared_data, tmp_path, capsys):
     """``--init`` starts a stage-1 preset too (nogan-hi from the shipped nogan-lo: its model and weights, step
-    0), and a resumed run refuses it rather than ignoring it."""
+    0), ``--target-bpp`` moves its rate target, and a resumed run refuses ``--init`` rather than ignoring it."""
     run = tmp_path / "nogan-hi"
     common = ["train", "--config", "nogan-hi", "--data", str(shared_data / "bsds500" / "val"), "--run-dir", str(run),
               "--crop", "64", "--batch-size", "2", "--threads", "1", "--device", "cpu", "--steps", "1"]
-    assert hific_cli(capsys, *common, "--init", "nogan-lo")[0] == 0
+    assert hific_cli(capsys, *common, "--init", "nogan-lo", "--target-bpp", "0.42")[0] == 0
     blob = torch.load(run / "last.pt", weights_only=True)
     assert blob["step"] == 1 and blob["init"]["config"] == "nogan-lo" and blob["config"]["model"] == "small"
+    assert blob["config"]["target_bpp"] == 0.42 and train_config("nogan-hi").target_bpp == 0.45
     rc, err = hific_cli(capsys, *common, "--init", "nogan-lo", "--resume")
     assert rc == 2 and "--init starts a run" in err and len(err.strip().splitlines()) == 1
 

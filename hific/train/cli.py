@@ -32,6 +32,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="run length; the schedule's boundaries scale with it")
     p.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
     p.add_argument("--crop", type=int, help="training crop size (multiple of 64)")
+    p.add_argument("--target-bpp", type=float, metavar="R_T",
+                   help="HiFiC / no-GAN: the rate target r_t in bpp (default: the preset's, paper Table 2), e.g. to "
+                        "land a model on a rate it drifted from")
     p.add_argument("--lambda-b", type=float, help="rate weight below the target (default 2^-6, official)")
     p.add_argument("--lr", type=float, help="learning rate of E, G, P and D (default 1e-4, official)")
     p.add_argument("--disc-batch", choices=("own", "reuse"),
@@ -69,8 +72,12 @@ def _overrides(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
         raise TrainingError("--batch-size must be positive")
     if args.model is not None and cfg.kind != "hific":
         raise TrainingError(f"--model: {cfg.name} is M&S, whose widths come from its preset")
-    kw = {"model": args.model, "batch_size": args.batch_size, "crop": args.crop, "lambda_b": args.lambda_b,
-          "lr": args.lr, "disc_batch": args.disc_batch, "ckpt_every": args.ckpt_every, "val_every": args.val_every}
+    if args.target_bpp is not None and (cfg.kind != "hific" or args.target_bpp <= 0):
+        raise TrainingError(f"--target-bpp {args.target_bpp}: a positive rate target, for HiFiC and no-GAN presets "
+                            f"({cfg.name} is {cfg.kind})")
+    kw = {"model": args.model, "batch_size": args.batch_size, "crop": args.crop, "target_bpp": args.target_bpp,
+          "lambda_b": args.lambda_b, "lr": args.lr, "disc_batch": args.disc_batch, "ckpt_every": args.ckpt_every,
+          "val_every": args.val_every}
     new = dataclasses.replace(cfg, **{k: v for k, v in kw.items() if v is not None})
     return scale_lr(new, new.batch_size / cfg.batch_size, args.lr_scaling) if args.lr_scaling != "none" else new
 
