@@ -280,11 +280,12 @@ def test_warm_start_of_the_shipped_ms_lo_keeps_training(train_dir, tmp_path):
 def test_warm_start_of_a_stage_2_export_keeps_its_stage_1_origin(train_dir, lpips_net, tmp_path):
     import hific
 
-    meta = hific.load("hific-lo").metadata
-    t = make(train_config("hific-lo").scaled(2 * meta["steps"]), train_dir, lpips_net, tmp_path, warm_start="hific-lo")
+    # the shipped hific-hi began stage 2 from nogan-lo (hific-lo and hific-mi from fresh schedules of themselves)
+    meta = hific.load("hific-hi").metadata
+    t = make(train_config("hific-hi").scaled(2 * meta["steps"]), train_dir, lpips_net, tmp_path, warm_start="hific-hi")
     assert t.init_info == meta["init"] and t.init_info["config"] == "nogan-lo"
     # the preset trains SMALL_PRESET_MODEL from scratch; continuing the shipped export keeps its `small` networks
-    assert train_config("hific-lo").model == SMALL_PRESET_MODEL != "small"
+    assert train_config("hific-hi").model == SMALL_PRESET_MODEL != "small"
     assert t.cfg.model == meta["train_config"]["model"] == "small"
     assert t.model.config == model_config("small") and t.model.config.generator_padding == "reflect"
 
