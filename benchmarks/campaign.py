@@ -1,7 +1,7 @@
 """A time-budgeted training campaign for a borrowed GPU (see :mod:`hific.train.campaign`).
 
     python benchmarks/campaign.py run --out OUT --time-budget 480 --kodak DIR \\
-        --run "hific-lo --warm-start hific-lo --steps 60000" --run "hific-hi --warm-start hific-hi --steps 60000" \\
+        --run "hific-lo --warm-start hific-lo --steps 60000" --run "hific-hi --warm-start hific-hi --target-bpp 0.415 --steps 60000" \\
         --common "--device cuda --batch-size 8 --crop 256 --data D1 D2 --val V --val-every 500"
     python benchmarks/campaign.py join OUT --into hific/checkpoints/new
 

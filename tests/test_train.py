@@ -277,13 +277,14 @@ def test_warm_start_of_the_shipped_ms_lo_keeps_training(train_dir, tmp_path):
     assert max(log["loss"] for log in logs) < 3.0 and min(log["psnr"] for log in logs) > 15
 
 
-def test_warm_start_of_a_stage_2_export_keeps_its_stage_1_origin(train_dir, lpips_net, tmp_path):
+def test_warm_start_of_an_export_keeps_the_run_it_grew_from(train_dir, lpips_net, tmp_path):
     import hific
 
-    # the shipped hific-hi began stage 2 from nogan-lo (hific-lo and hific-mi from fresh schedules of themselves)
+    # the shipped hific-hi is a fresh stage-2 schedule (--init) of the previous hific-hi at step 22,960
     meta = hific.load("hific-hi").metadata
-    t = make(train_config("hific-hi").scaled(2 * meta["steps"]), train_dir, lpips_net, tmp_path, warm_start="hific-hi")
-    assert t.init_info == meta["init"] and t.init_info["config"] == "nogan-lo"
+    cfg = dataclasses.replace(train_config("hific-hi"), target_bpp=meta["train_config"]["target_bpp"])  # r_t 0.415
+    t = make(cfg.scaled(2 * meta["steps"]), train_dir, lpips_net, tmp_path, warm_start="hific-hi")
+    assert t.init_info == meta["init"] and t.init_info["config"] == "hific-hi" and t.init_info["steps"] == 22960
     # the preset trains SMALL_PRESET_MODEL from scratch; continuing the shipped export keeps its `small` networks
     assert train_config("hific-hi").model == SMALL_PRESET_MODEL != "small"
     assert t.cfg.model == meta["train_config"]["model"] == "small"
